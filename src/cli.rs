@@ -1,0 +1,54 @@
+//! Command-line dispatch: `latchkey daemon|check|knock`, and the knockd/knock personalities.
+//!
+//! The binary answers to three names. Run as `knockd` it is `latchkey daemon`; run as `knock`
+//! it is `latchkey knock`; so a symlink lets existing scripts and init files keep working.
+
+/// Version string shown by `--version` and `-V`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const USAGE: &str = "usage: latchkey <command> [options]
+
+commands:
+  daemon   watch an interface for knocks and open doors (knockd's options)
+  check    parse a knockd config and print the doors as understood
+  knock    send a knock sequence to a host (knock's options, plus saved hosts)
+
+  latchkey --version | --help
+  Run as 'knockd' or 'knock' (a symlink) it behaves as 'latchkey daemon' or 'latchkey knock'.";
+
+/// Runs the program for `args` (argv, including argv[0]) and returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    let argv0 = args.first().map(String::as_str).unwrap_or("latchkey");
+    let name = argv0.rsplit(['/', '\\']).next().unwrap_or(argv0);
+    let name = name.strip_suffix(".exe").unwrap_or(name);
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match name {
+        "knock" => return crate::client::run("knock", &rest),
+        #[cfg(target_os = "linux")]
+        "knockd" => return crate::daemon_cli::run("knockd", &rest),
+        _ => {}
+    }
+    let Some((cmd, rest)) = rest.split_first() else {
+        eprintln!("{USAGE}");
+        return 2;
+    };
+    match *cmd {
+        "knock" => crate::client::run("latchkey knock", rest),
+        #[cfg(target_os = "linux")]
+        "daemon" => crate::daemon_cli::run("latchkey daemon", rest),
+        #[cfg(target_os = "linux")]
+        "check" => crate::daemon_cli::check("latchkey check", rest),
+        "-V" | "--version" | "version" => {
+            println!("latchkey {VERSION}");
+            0
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            0
+        }
+        other => {
+            eprintln!("latchkey: unknown command '{other}'\n{USAGE}");
+            2
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! latchkey: a port-knocking daemon (`latchkey daemon`, knockd-compatible) and client
+//! (`latchkey knock`, knock-compatible), small enough for home routers.
+//!
+//! The daemon's core (`config`, `packet`, `tracker`, `grant`, `capture::filter`) is pure: it
+//! takes bytes, text and `now` as arguments and does no I/O, so it is unit-tested and fuzzed
+//! without a network. The edges (`capture`, `iface`, `runner`, `logging`, `daemon`) are thin
+//! wrappers around system calls.
+
+pub mod cli;
+pub mod client;
+#[cfg(target_os = "linux")]
+pub mod daemon_cli;
