@@ -1,0 +1,95 @@
+# Shared helpers for latchkey's end-to-end tests (sourced, POSIX sh + iproute2).
+#
+# Every test gets its own pair of network namespaces joined by a veth pair, named after the
+# test so that tests never collide, and removed by an EXIT trap even when the test fails.
+# Addresses come only from the documentation ranges: 192.0.2.0/24 and 2001:db8::/32.
+#
+#   . tests/e2e/lib.sh
+#   e2e_setup knock           # namespaces $SRV (192.0.2.1, 2001:db8::1) and $CLI (.2, ::2)
+#   in_srv iptables -L        # run in the server namespace;  in_cli ... in the client's
+#   e2e_pass "what was shown" / e2e_fail "what went wrong"
+
+set -u
+E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LATCHKEY=${LATCHKEY:-$E2E_ROOT/target/release/latchkey}
+E2E_FAILS=0
+
+# e2e_setup NAME: namespaces lk-NAME-s (server: 192.0.2.1, 2001:db8::1 on eth0) and lk-NAME-c
+# (client: 192.0.2.2, 2001:db8::2), both plugged into a bridge in lk-NAME-b; and a work dir $WORK.
+e2e_setup() {
+    E2E_NAME=$1
+    SRV=lk-$1-s
+    CLI=lk-$1-c
+    BR=lk-$1-b
+    WORK=$(mktemp -d "/tmp/latchkey-e2e-$1.XXXXXX")
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT TERM
+    e2e_teardown_netns
+    ip netns add "$BR"
+    ip -n "$BR" link add br0 type bridge
+    ip -n "$BR" link set br0 up
+    e2e_host s 192.0.2.1 2001:db8::1
+    e2e_host c 192.0.2.2 2001:db8::2
+}
+
+# e2e_host SUFFIX ADDR4 ADDR6: namespace lk-NAME-SUFFIX with eth0 on the bridge (used for
+# further clients: e2e_host c2 192.0.2.3 2001:db8::3, then ip netns exec lk-NAME-c2 ...).
+e2e_host() {
+    ns=lk-$E2E_NAME-$1
+    ip netns add "$ns"
+    ip link add "p-$1" netns "$BR" type veth peer name eth0 netns "$ns"
+    ip -n "$BR" link set "p-$1" master br0 up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$2/24" dev eth0
+    ip -n "$ns" addr add "$3/64" dev eth0 nodad
+    ip -n "$ns" link set eth0 up
+}
+
+in_srv() { ip netns exec "$SRV" "$@"; }
+in_cli() { ip netns exec "$CLI" "$@"; }
+
+e2e_teardown_netns() {
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^lk-$E2E_NAME-"); do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        ip netns del "$ns" 2>/dev/null
+    done
+}
+
+e2e_cleanup() {
+    rc=$?
+    for p in ${E2E_PIDS:-}; do kill "$p" 2>/dev/null; done
+    e2e_teardown_netns
+    [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$WORK"
+    if [ "$E2E_FAILS" -gt 0 ] && [ "$rc" -eq 0 ]; then rc=1; fi
+    exit "$rc"
+}
+
+e2e_pass() { echo "ok   $E2E_NAME: $*"; }
+e2e_fail() { echo "FAIL $E2E_NAME: $*"; E2E_FAILS=$((E2E_FAILS + 1)); }
+
+# tcp_open NS ADDR PORT: succeeds when a TCP connect from NS to ADDR:PORT completes within 2 s.
+tcp_open() {
+    ip netns exec "$1" timeout 3 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
+}
+
+# listen_tcp PORT: a TCP listener in the server namespace on every address (stands in for sshd).
+listen_tcp() {
+    in_srv python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1]))); s.listen(64)
+while True:
+    c, _ = s.accept(); c.close()
+' "$1" &
+    E2E_PIDS="${E2E_PIDS:-} $!"
+    sleep 0.3
+}
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds or the time is up.
+wait_for() {
+    t=$(( $1 * 10 )); shift
+    while [ "$t" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; t=$((t - 1)); done
+    return 1
+}
