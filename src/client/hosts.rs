@@ -1,0 +1,410 @@
+//! Saved hosts: `latchkey knock NAME` reads the sequence from a file shaped like ssh_config.
+//!
+//! ```text
+//! # ~/.config/latchkey/knock.conf
+//! Host home router          # one or more names for the block
+//!     HostName home.example.net
+//!     Sequence 7000, 8000:udp, 9000
+//!     Delay    200           # milliseconds between knocks
+//!     Family   any           # 4, 6 or any
+//!     Check    22            # connect here afterwards to see the door open
+//! ```
+//!
+//! Rules, chosen to be unsurprising for ssh_config and knockd.conf users: one `Keyword value`
+//! per line (`Keyword=value` and `Keyword = value` too, so knockd's `Sequence = ...` line can
+//! be pasted); keywords are case-insensitive; blank lines and lines starting with `#` are
+//! skipped; `HostName` defaults to the block's first name. Unlike ssh, a `#` after a value
+//! starts a comment, a keyword given twice in a block or a name defined twice is an error (ssh
+//! silently keeps the first, which hides typos), and there are no wildcards. Every error names
+//! FILE:LINE.
+
+use std::fmt::Write as _;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::resolve::Family;
+use super::sequence::{self, Knock};
+
+/// One `Host` block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedHost {
+    /// The names after `Host`; any of them selects the block.
+    pub names: Vec<String>,
+    /// Where to knock: `HostName`, or the first name when absent.
+    pub hostname: String,
+    /// The knocks, in order.
+    pub sequence: Vec<Knock>,
+    /// Milliseconds between knocks, if set.
+    pub delay_ms: Option<u32>,
+    /// Address family, if set.
+    pub family: Option<Family>,
+    /// Port to probe after knocking, if set.
+    pub check: Option<u16>,
+    /// Line of the `Host` keyword, for messages.
+    pub line: usize,
+}
+
+impl SavedHost {
+    /// One line for `--list -v`.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{}  {}  {}",
+            self.names.join(" "),
+            self.hostname,
+            sequence::format_list(&self.sequence)
+        );
+        if let Some(d) = self.delay_ms {
+            let _ = write!(s, "  delay {d}ms");
+        }
+        if let Some(f) = self.family {
+            let _ = write!(s, "  family {f}");
+        }
+        if let Some(c) = self.check {
+            let _ = write!(s, "  check {c}");
+        }
+        s
+    }
+}
+
+/// A parsed file and where it came from.
+#[derive(Debug)]
+pub struct HostsFile {
+    /// The file's path as given or found.
+    pub path: PathBuf,
+    /// Its blocks, in file order.
+    pub hosts: Vec<SavedHost>,
+}
+
+impl HostsFile {
+    /// The block that `name` selects (names are case-sensitive, as host aliases in ssh).
+    pub fn find(&self, name: &str) -> Option<&SavedHost> {
+        self.hosts
+            .iter()
+            .find(|h| h.names.iter().any(|n| n == name))
+    }
+}
+
+/// The files searched when `-F` is not given, most personal first. This is the only place
+/// that knows where saved hosts live on each system.
+pub fn default_paths() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    #[cfg(windows)]
+    {
+        // Roaming profile: follows the user between machines, as the sequence should.
+        if let Some(appdata) = std::env::var_os("APPDATA") {
+            paths.push(PathBuf::from(appdata).join("latchkey").join("knock.conf"));
+        }
+        if let Some(data) = std::env::var_os("ProgramData") {
+            paths.push(PathBuf::from(data).join("latchkey").join("knock.conf"));
+        }
+    }
+    #[cfg(not(windows))]
+    {
+        // XDG_CONFIG_HOME counts only when absolute, as the XDG spec says.
+        let xdg = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        if let Some(dir) = xdg.or_else(|| home.map(|h| h.join(".config"))) {
+            paths.push(dir.join("latchkey").join("knock.conf"));
+        }
+        paths.push(PathBuf::from("/etc/latchkey/knock.conf"));
+    }
+    paths
+}
+
+/// Loads `-F FILE` (which must exist), or every default file that exists, in search order.
+pub fn load_all(explicit: Option<&Path>) -> Result<Vec<HostsFile>, String> {
+    if let Some(path) = explicit {
+        return Ok(vec![load(path)?]);
+    }
+    let mut files = Vec::new();
+    for path in default_paths() {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => files.push(HostsFile {
+                hosts: parse(&path.display().to_string(), &text)?,
+                path,
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    Ok(files)
+}
+
+/// Reads and parses one file.
+pub fn load(path: &Path) -> Result<HostsFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(HostsFile {
+        hosts: parse(&path.display().to_string(), &text)?,
+        path: path.to_path_buf(),
+    })
+}
+
+/// A block while it is being read; the `usize`s are the lines keys were set on.
+#[derive(Default)]
+struct Draft {
+    names: Vec<String>,
+    line: usize,
+    hostname: Option<(String, usize)>,
+    sequence: Option<(Vec<Knock>, usize)>,
+    delay_ms: Option<(u32, usize)>,
+    family: Option<(Family, usize)>,
+    check: Option<(u16, usize)>,
+}
+
+impl Draft {
+    fn finish(self, file: &str) -> Result<SavedHost, String> {
+        let Some((sequence, _)) = self.sequence else {
+            return Err(format!(
+                "{file}:{}: host '{}' has no Sequence",
+                self.line, self.names[0]
+            ));
+        };
+        Ok(SavedHost {
+            hostname: self
+                .hostname
+                .map(|(h, _)| h)
+                .unwrap_or_else(|| self.names[0].clone()),
+            names: self.names,
+            sequence,
+            delay_ms: self.delay_ms.map(|(d, _)| d),
+            family: self.family.map(|(f, _)| f),
+            check: self.check.map(|(c, _)| c),
+            line: self.line,
+        })
+    }
+}
+
+/// Stores `value` in `slot` unless the keyword was already given in this block.
+fn set_once<T>(
+    slot: &mut Option<(T, usize)>,
+    value: T,
+    line: usize,
+    key: &str,
+) -> Result<(), String> {
+    if let Some((_, first)) = slot {
+        return Err(format!(
+            "{key} given twice in this Host block (first at line {first})"
+        ));
+    }
+    *slot = Some((value, line));
+    Ok(())
+}
+
+/// Parses the text of a saved-hosts file; `file` is used in messages only.
+pub fn parse(file: &str, text: &str) -> Result<Vec<SavedHost>, String> {
+    let mut hosts: Vec<SavedHost> = Vec::new();
+    let mut draft: Option<Draft> = None;
+    for (idx, raw) in text.lines().enumerate() {
+        let line = idx + 1;
+        let at = |msg: String| format!("{file}:{line}: {msg}");
+        // Comments: whole lines, and anything after " #" (a port list never contains '#').
+        let content = raw.split_once('#').map_or(raw, |(before, _)| before).trim();
+        if content.is_empty() {
+            continue;
+        }
+        let key_end = content
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(content.len());
+        let (key, rest) = content.split_at(key_end);
+        let rest = rest.trim_start();
+        let value = rest.strip_prefix('=').unwrap_or(rest).trim();
+        if value.is_empty() {
+            return Err(at(format!("{key} needs a value")));
+        }
+        if key.eq_ignore_ascii_case("host") {
+            if let Some(d) = draft.take() {
+                hosts.push(d.finish(file)?);
+            }
+            let names: Vec<String> = value.split_whitespace().map(str::to_string).collect();
+            for name in &names {
+                if name.contains(['*', '?', '!', ',']) {
+                    return Err(at(format!(
+                        "host name '{name}': patterns are not supported, give plain names"
+                    )));
+                }
+                if let Some(h) = hosts.iter().find(|h| h.names.contains(name)) {
+                    return Err(at(format!(
+                        "host '{name}' is already defined at line {}",
+                        h.line
+                    )));
+                }
+                if names.iter().filter(|n| *n == name).count() > 1 {
+                    return Err(at(format!("host '{name}' is listed twice")));
+                }
+            }
+            draft = Some(Draft {
+                names,
+                line,
+                ..Draft::default()
+            });
+            continue;
+        }
+        let Some(d) = draft.as_mut() else {
+            return Err(at(format!(
+                "{key} outside a Host block (start one with 'Host NAME')"
+            )));
+        };
+        let lower = key.to_ascii_lowercase();
+        let result = match lower.as_str() {
+            "hostname" => set_once(&mut d.hostname, value.to_string(), line, "HostName"),
+            "sequence" => sequence::parse_list(value)
+                .and_then(|s| set_once(&mut d.sequence, s, line, "Sequence")),
+            "delay" => value
+                .parse::<u32>()
+                .map_err(|_| format!("bad Delay '{value}': expected milliseconds, 0..4294967295"))
+                .and_then(|v| set_once(&mut d.delay_ms, v, line, "Delay")),
+            "family" | "addressfamily" => {
+                Family::parse(value).and_then(|f| set_once(&mut d.family, f, line, "Family"))
+            }
+            "check" => sequence::parse_port_number(value, "Check port")
+                .and_then(|p| set_once(&mut d.check, p, line, "Check")),
+            _ => Err(format!(
+                "unknown keyword '{key}' (expected Host, HostName, Sequence, Delay, Family or Check)"
+            )),
+        };
+        result.map_err(at)?;
+    }
+    if let Some(d) = draft {
+        hosts.push(d.finish(file)?);
+    }
+    Ok(hosts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::sequence::Proto;
+
+    const SAMPLE: &str = "\
+# saved hosts
+Host home router
+    HostName home.example.net
+    Sequence 7000, 8000:udp ,9000
+    Delay 200
+    Family 6
+    Check 22
+
+host office
+  sequence = 1234:UDP   # pasted from knockd.conf
+  DELAY=0
+";
+
+    #[test]
+    fn sample_file() {
+        let hosts = parse("k.conf", SAMPLE).unwrap();
+        assert_eq!(hosts.len(), 2);
+        let home = &hosts[0];
+        assert_eq!(home.names, ["home", "router"]);
+        assert_eq!(home.hostname, "home.example.net");
+        assert_eq!(sequence::format_list(&home.sequence), "7000,8000:udp,9000");
+        assert_eq!(home.delay_ms, Some(200));
+        assert_eq!(home.family, Some(Family::V6));
+        assert_eq!(home.check, Some(22));
+        assert_eq!(home.line, 2);
+        let office = &hosts[1];
+        assert_eq!(office.hostname, "office", "HostName defaults to the name");
+        assert_eq!(office.sequence[0].proto, Some(Proto::Udp));
+        assert_eq!(
+            (office.delay_ms, office.family, office.check),
+            (Some(0), None, None)
+        );
+    }
+
+    #[test]
+    fn lookup_by_any_name() {
+        let f = HostsFile {
+            path: "k.conf".into(),
+            hosts: parse("k.conf", SAMPLE).unwrap(),
+        };
+        assert_eq!(f.find("router").map(|h| h.line), Some(2));
+        assert_eq!(f.find("office").map(|h| h.line), Some(9));
+        assert!(f.find("Home").is_none());
+        assert!(f.find("nowhere").is_none());
+    }
+
+    fn err(text: &str) -> String {
+        parse("k.conf", text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases: &[(&str, &str)] = &[
+            ("Sequence 1\n", "k.conf:1: Sequence outside a Host block"),
+            (
+                "Host a\n  Sequence 1\n  Port 22\n",
+                "k.conf:3: unknown keyword 'Port'",
+            ),
+            ("Host a\n  Sequence 1,0\n", "k.conf:2: bad port '0'"),
+            (
+                "Host a\n\n  Sequence 1:icmp\n",
+                "k.conf:3: bad protocol 'icmp'",
+            ),
+            (
+                "Host a\n  Sequence 1\n  Delay -5\n",
+                "k.conf:3: bad Delay '-5'",
+            ),
+            (
+                "Host a\n  Sequence 1\n  Family 5\n",
+                "k.conf:3: bad family '5'",
+            ),
+            (
+                "Host a\n  Sequence 1\n  Check ssh\n",
+                "k.conf:3: bad Check port 'ssh'",
+            ),
+            ("Host a\n  HostName\n", "k.conf:2: HostName needs a value"),
+            (
+                "Host a\n  Sequence 1\n  Sequence 2\n",
+                "k.conf:3: Sequence given twice",
+            ),
+            (
+                "Host a\n  HostName x\n",
+                "k.conf:1: host 'a' has no Sequence",
+            ),
+            (
+                "Host a\n Sequence 1\nHost b a\n",
+                "k.conf:3: host 'a' is already defined at line 1",
+            ),
+            ("Host *.lan\n", "k.conf:1: host name '*.lan': patterns"),
+            ("Host\n", "k.conf:1: Host needs a value"),
+            ("Host a a\n", "k.conf:1: host 'a' is listed twice"),
+        ];
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(
+                e.starts_with(want),
+                "for {text:?}: got {e:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_have_no_hosts() {
+        assert_eq!(parse("k.conf", ""), Ok(vec![]));
+        assert_eq!(parse("k.conf", "# nothing\n\n   \n"), Ok(vec![]));
+    }
+
+    #[test]
+    fn describe_for_list() {
+        let h = &parse("k.conf", SAMPLE).unwrap()[0];
+        assert_eq!(
+            h.describe(),
+            "home router  home.example.net  7000,8000:udp,9000  delay 200ms  family 6  check 22"
+        );
+    }
+
+    #[test]
+    fn default_paths_end_with_the_system_file() {
+        let paths = default_paths();
+        #[cfg(not(windows))]
+        assert_eq!(
+            paths.last(),
+            Some(&PathBuf::from("/etc/latchkey/knock.conf"))
+        );
+        assert!(paths.iter().all(|p| p.ends_with("latchkey/knock.conf")));
+    }
+}
