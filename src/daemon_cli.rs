@@ -1,13 +1,252 @@
-//! `latchkey daemon` and `latchkey check`: knockd's command line. Placeholder.
+//! `latchkey daemon` (knockd's command line) and `latchkey check`.
 
-/// Runs the daemon with knockd's options.
-pub fn run(prog: &str, _args: &[&str]) -> i32 {
-    eprintln!("{prog}: not built yet");
-    2
+use crate::config::{self, Config, Door};
+use crate::daemon::{self, Settings};
+use crate::logging;
+use argh::FromArgs;
+use log::LevelFilter;
+use std::path::{Path, PathBuf};
+
+/// Default config file, as knockd's.
+const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
+
+#[derive(FromArgs)]
+/// Watch an interface for port-knock sequences and run the doors' commands (knockd's options).
+struct DaemonArgs {
+    /// network interface to listen on (default: the config's Interface, else eth0)
+    #[argh(option, short = 'i')]
+    interface: Option<String>,
+    /// config file (default /etc/knockd.conf)
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+    /// run in the background (writes the PID file)
+    #[argh(switch, short = 'd')]
+    daemon: bool,
+    /// print debugging messages
+    #[argh(switch, short = 'D')]
+    debug: bool,
+    /// be verbose (knock lines on stderr)
+    #[argh(switch, short = 'v')]
+    verbose: bool,
+    /// look up DNS names for log lines (accepted; latchkey never blocks on DNS)
+    #[argh(switch, short = 'l')]
+    lookup: bool,
+    /// ignore IPv6 packets
+    #[argh(switch, short = '4', long = "only-ip-v4")]
+    only_ip_v4: bool,
+    /// PID file (default: the config's PidFile, /var/run/knockd.pid)
+    #[argh(option, short = 'p')]
+    pidfile: Option<PathBuf>,
+    /// log file (default: the config's LogFile)
+    #[argh(option, short = 'g')]
+    logfile: Option<PathBuf>,
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    version: bool,
 }
 
-/// Parses a config and prints the doors.
-pub fn check(prog: &str, _args: &[&str]) -> i32 {
-    eprintln!("{prog}: not built yet");
-    2
+#[derive(FromArgs)]
+/// Parse a knockd config and print the doors as understood (exit 0), or every error as
+/// FILE:LINE: message (exit 1).
+struct CheckArgs {
+    /// config file (default /etc/knockd.conf)
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+}
+
+/// argh knows `--help`; knockd users type `-h`.
+fn parse_args<T: FromArgs>(prog: &str, args: &[&str]) -> Result<T, i32> {
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "-h" { "--help" } else { a })
+        .collect();
+    T::from_args(&[prog], &args).map_err(|e| {
+        if e.status.is_ok() {
+            println!("{}", e.output);
+            0
+        } else {
+            eprintln!("{}", e.output);
+            2
+        }
+    })
+}
+
+fn load(path: &Path, prog: &str) -> Result<Config, i32> {
+    config::load(path).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        eprintln!("{prog}: {} error(s) in {}", errors.len(), path.display());
+        1
+    })
+}
+
+/// Runs `latchkey check`.
+pub fn check(prog: &str, args: &[&str]) -> i32 {
+    let a: CheckArgs = match parse_args(prog, args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let path = a.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+    match load(&path, prog) {
+        Ok(cfg) => {
+            print!("{}", describe(&cfg));
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// The config as understood, for humans.
+pub fn describe(cfg: &Config) -> String {
+    let o = &cfg.options;
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    let mut s = format!(
+        "{}: {} door(s)\n[options]\n  interface        {}\n  log file         {}\n  syslog           {}\n  pid file         {}\n  sweep guard      {} (window {} ports)\n  tolerate repeats {}\n  extend grants    {}\n  close on exit    {}\n  state file       {}\n  tables           {} attempts, {} grants, {} children\n",
+        cfg.path.display(),
+        cfg.doors.len(),
+        o.interface.as_deref().unwrap_or("(from -i, else eth0)"),
+        o.log_file.as_deref().map_or("(none)".into(), |p| p.display().to_string()),
+        yn(o.use_syslog),
+        o.pid_file.display(),
+        yn(o.sweep_guard),
+        o.sweep_window,
+        yn(o.tolerate_repeats),
+        yn(o.extend_grants),
+        yn(o.close_on_exit),
+        o.state_file.display(),
+        o.max_attempts,
+        o.max_grants,
+        o.max_children,
+    );
+    for d in cfg.doors.iter() {
+        s.push_str(&describe_door(d));
+    }
+    s
+}
+
+fn describe_door(d: &Door) -> String {
+    let seq: Vec<String> = d.sequence.iter().map(|s| s.to_string()).collect();
+    let cmd = |c: &Option<String>, fallback: &str| match c {
+        None => fallback.to_string(),
+        Some(c) if c.trim().is_empty() => "(disabled)".to_string(),
+        Some(c) => c.clone(),
+    };
+    let mut s = format!("[{}]\n", d.name);
+    let seq = if seq.is_empty() {
+        "(none left: door closed)".to_string()
+    } else {
+        seq.join(",")
+    };
+    s.push_str(&format!("  sequence         {seq}\n"));
+    if let Some(one) = &d.one_time {
+        s.push_str(&format!(
+            "  one-time file    {} (live line {})\n",
+            one.path.display(),
+            one.line
+        ));
+    }
+    s.push_str(&format!(
+        "  seq_timeout      {} s\n  tcpflags         {}\n  target           {}\n  start_command    {}\n  start_command_6  {}\n  cmd_timeout      {} s\n  stop_command     {}\n  stop_command_6   {}\n",
+        d.seq_timeout.as_secs(),
+        d.flags,
+        d.target.map_or("the interface's addresses".into(), |t| t.to_string()),
+        cmd(&d.start, "(none)"),
+        cmd(&d.start6, "(as IPv4)"),
+        d.cmd_timeout.as_secs(),
+        cmd(&d.stop, "(none)"),
+        cmd(&d.stop6, "(as IPv4)"),
+    ));
+    s
+}
+
+/// Runs `latchkey daemon` (or `knockd`).
+pub fn run(prog: &str, args: &[&str]) -> i32 {
+    let a: DaemonArgs = match parse_args(prog, args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if a.version {
+        println!(
+            "latchkey {} (knockd-compatible daemon)",
+            crate::cli::VERSION
+        );
+        return 0;
+    }
+    let level = if a.debug {
+        LevelFilter::Debug
+    } else if a.verbose {
+        LevelFilter::Info
+    } else {
+        LevelFilter::Warn
+    };
+    logging::init(level);
+    let path = a.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+    let cfg = match load(&path, prog) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let log_file = a.logfile.clone().or_else(|| cfg.options.log_file.clone());
+    let ident = if prog == "knockd" {
+        c"knockd"
+    } else {
+        c"latchkey"
+    };
+    if let Err(e) = logging::configure(log_file.as_deref(), cfg.options.use_syslog, ident) {
+        eprintln!("{prog}: cannot open log file: {e}");
+        return 1;
+    }
+    if a.lookup {
+        log::info!("-l: DNS names are not looked up (a lookup would stall the packet loop)");
+    }
+    let pidfile = a
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| cfg.options.pid_file.clone());
+    if a.daemon {
+        if let Err(e) = daemonize() {
+            eprintln!("{prog}: cannot detach: {e}");
+            return 1;
+        }
+    }
+    if a.daemon || a.pidfile.is_some() {
+        if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
+            log::warn!("cannot write PID file {}: {e}", pidfile.display());
+        }
+    }
+    let settings = Settings {
+        interface: a.interface,
+        ipv4_only: a.only_ip_v4,
+        log_file: a.logfile,
+    };
+    let code = daemon::run(cfg, settings);
+    if a.daemon || a.pidfile.is_some() {
+        let _ = std::fs::remove_file(&pidfile);
+    }
+    code
+}
+
+/// Detaches from the terminal: fork, new session, cwd /, standard streams to /dev/null.
+fn daemonize() -> std::io::Result<()> {
+    // SAFETY: the process is single-threaded here; the parent exits at once without running
+    // destructors, the child continues with its own copy of everything.
+    unsafe {
+        match libc::fork() {
+            -1 => return Err(std::io::Error::last_os_error()),
+            0 => {}
+            _ => libc::_exit(0),
+        }
+        libc::setsid();
+        let _ = libc::chdir(c"/".as_ptr());
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,23 @@
 //! without a network. The edges (`capture`, `iface`, `runner`, `logging`, `daemon`) are thin
 //! wrappers around system calls.
 
+#[cfg(target_os = "linux")]
+pub mod capture;
 pub mod cli;
 pub mod client;
+pub mod config;
+#[cfg(target_os = "linux")]
+pub mod daemon;
 #[cfg(target_os = "linux")]
 pub mod daemon_cli;
+pub mod grant;
+#[cfg(target_os = "linux")]
+pub mod iface;
+#[cfg(target_os = "linux")]
+pub mod logging;
+pub mod packet;
+#[cfg(target_os = "linux")]
+pub mod runner;
+#[cfg(target_os = "linux")]
+pub mod state;
+pub mod tracker;

@@ -1,0 +1,272 @@
+//! The daemon's configuration: knockd's file format, read unchanged, plus a few `[options]`
+//! of our own for the deliberate differences and the table sizes.
+//!
+//! Invariants: a [`Config`] that exists is valid. Every door has a sequence of 1..=32 steps
+//! whose ports are 1..=65535, a positive `seq_timeout`, and, if it has a `Target`, a parsed
+//! address. Problems are reported as [`ConfigError`]s naming the file and line.
+
+mod onetime;
+mod parse;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub use onetime::{mark_used, OneTime};
+pub use parse::{parse, parse_sequence};
+
+/// The most knocks a sequence may have (knockd's limit).
+pub const MAX_STEPS: usize = 32;
+
+/// Transport protocol of one knock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// A TCP segment (by default a SYN, see [`TcpFlags`]).
+    Tcp,
+    /// A UDP datagram.
+    Udp,
+}
+
+impl Proto {
+    /// The name knockd uses in sequences and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// One knock of a sequence: a protocol and a destination port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Step {
+    /// Protocol the knock must use.
+    pub proto: Proto,
+    /// Destination port, never 0.
+    pub port: u16,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.port, self.proto.name())
+    }
+}
+
+/// A knock sequence: fixed capacity, never allocates.
+pub type Sequence = heapless::Vec<Step, MAX_STEPS>;
+
+/// TCP flag bits as they sit in byte 13 of the TCP header.
+pub mod flag {
+    /// FIN
+    pub const FIN: u8 = 0x01;
+    /// SYN
+    pub const SYN: u8 = 0x02;
+    /// RST
+    pub const RST: u8 = 0x04;
+    /// PSH
+    pub const PSH: u8 = 0x08;
+    /// ACK
+    pub const ACK: u8 = 0x10;
+    /// URG
+    pub const URG: u8 = 0x20;
+    /// Names in knockd's order, for parsing and printing.
+    pub const NAMES: [(&str, u8); 6] = [
+        ("fin", FIN),
+        ("syn", SYN),
+        ("rst", RST),
+        ("psh", PSH),
+        ("ack", ACK),
+        ("urg", URG),
+    ];
+}
+
+/// knockd's `TCPFlags`: bits that must be set and bits that must be clear. A TCP packet that
+/// fails the test is not a knock at all for that door: it neither advances nor resets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFlags {
+    /// Flags listed plainly (`syn`).
+    pub set: u8,
+    /// Flags listed with `!` (`!ack`).
+    pub clear: u8,
+}
+
+impl TcpFlags {
+    /// Whether a TCP header's flag byte passes this door's test.
+    pub fn matches(self, flags: u8) -> bool {
+        flags & self.set == self.set && flags & self.clear == 0
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (name, bit) in flag::NAMES {
+            for (mask, bang) in [(self.set, ""), (self.clear, "!")] {
+                if mask & bit != 0 {
+                    write!(f, "{}{bang}{name}", if first { "" } else { "," })?;
+                    first = false;
+                }
+            }
+        }
+        if first {
+            f.write_str("any")?;
+        }
+        Ok(())
+    }
+}
+
+/// A command as given in the config: absent (fall back, for the `_6` variants), or text that
+/// may be empty (empty disables).
+pub type Command = Option<String>;
+
+/// One `[section]` other than `[options]`: a door that opens for a knock sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Door {
+    /// Section name, as logged ("openSSH").
+    pub name: String,
+    /// The live sequence (for one-time doors, the current line of the file; empty when the
+    /// file is used up, and then the door is closed for good).
+    pub sequence: Sequence,
+    /// `One_Time_Sequences` file, if the door uses one.
+    pub one_time: Option<OneTime>,
+    /// Time allowed for the whole sequence, from the first knock.
+    pub seq_timeout: Duration,
+    /// Time between the start command and the stop command.
+    pub cmd_timeout: Duration,
+    /// `Start_Command` (alias `Command`).
+    pub start: Command,
+    /// `Start_Command_6` (alias `Command_6`), for IPv6 knockers.
+    pub start6: Command,
+    /// `Stop_Command`.
+    pub stop: Command,
+    /// `Stop_Command_6`.
+    pub stop6: Command,
+    /// `TCPFlags`.
+    pub flags: TcpFlags,
+    /// `Target`: knocks count only when sent to this address instead of the interface's own.
+    pub target: Option<IpAddr>,
+}
+
+impl Door {
+    /// The start command for a knocker of this address family, if any (empty disables).
+    pub fn start_for(&self, ip: IpAddr) -> Option<&str> {
+        Self::pick(ip, &self.start, &self.start6)
+    }
+
+    /// The stop command for a knocker of this address family, if any.
+    pub fn stop_for(&self, ip: IpAddr) -> Option<&str> {
+        Self::pick(ip, &self.stop, &self.stop6)
+    }
+
+    fn pick<'a>(ip: IpAddr, v4: &'a Command, v6: &'a Command) -> Option<&'a str> {
+        let cmd = match (ip, v6) {
+            (IpAddr::V6(_), Some(c)) => c,
+            _ => v4.as_ref()?,
+        };
+        (!cmd.trim().is_empty()).then_some(cmd.as_str())
+    }
+
+    /// Whether the door can still be opened (a used-up one-time door cannot).
+    pub fn is_live(&self) -> bool {
+        !self.sequence.is_empty()
+    }
+}
+
+/// `[options]`: knockd's own keys plus ours.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// `UseSyslog`
+    pub use_syslog: bool,
+    /// `LogFile`
+    pub log_file: Option<PathBuf>,
+    /// `PidFile` (knockd's default `/var/run/knockd.pid`).
+    pub pid_file: PathBuf,
+    /// `Interface` (the command line's `-i` wins).
+    pub interface: Option<String>,
+    /// `SweepGuard`: TCP probes without ACK to ports near a door's ports, from a source that
+    /// is knocking on that door, count as wrong knocks, so a port sweep opens nothing.
+    pub sweep_guard: bool,
+    /// `SweepWindow`: how many ports on each side of a sequence port the guard watches.
+    pub sweep_window: u16,
+    /// `TolerateRepeats`: an exact repeat of the knock just accepted is ignored.
+    pub tolerate_repeats: bool,
+    /// `ExtendGrants`: a knock during a live grant extends it instead of running the start
+    /// command again.
+    pub extend_grants: bool,
+    /// `CloseOnExit`: run the pending stop commands on SIGTERM/SIGINT.
+    pub close_on_exit: bool,
+    /// `StateFile`: where live grants are recorded so a restart can close what a crash left open.
+    pub state_file: PathBuf,
+    /// `MaxAttempts`: capacity of the table of sequences in progress.
+    pub max_attempts: usize,
+    /// `MaxGrants`: capacity of the table of open doors waiting for their stop command.
+    pub max_grants: usize,
+    /// `MaxChildren`: commands allowed to run at the same time.
+    pub max_children: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            use_syslog: false,
+            log_file: None,
+            pid_file: PathBuf::from("/var/run/knockd.pid"),
+            interface: None,
+            sweep_guard: true,
+            sweep_window: 16,
+            tolerate_repeats: true,
+            extend_grants: true,
+            close_on_exit: true,
+            state_file: PathBuf::from("/var/run/latchkey.state"),
+            max_attempts: 2048,
+            max_grants: 256,
+            max_children: 8,
+        }
+    }
+}
+
+/// A whole, valid configuration. Doors are shared (`Rc`) so a grant can outlive a reload.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[options]`
+    pub options: Options,
+    /// Every door, in file order (shared: the packet loop holds it without copying).
+    pub doors: Rc<[Rc<Door>]>,
+}
+
+/// A configuration mistake, located.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the mistake is in.
+    pub file: PathBuf,
+    /// 1-based line number, 0 when the file as a whole is at fault (unreadable).
+    pub line: usize,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+/// Reads and parses the config file at `path` (and any one-time sequence files it names).
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    match std::fs::read(path) {
+        Ok(bytes) => parse(path, &String::from_utf8_lossy(&bytes)),
+        Err(e) => Err(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read config file: {e}"),
+        }]),
+    }
+}

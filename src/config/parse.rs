@@ -1,0 +1,347 @@
+//! knockd's config grammar: `[section]` lines, `key = value` lines split at the first `=`,
+//! case-insensitive keys, `#` comments only at the start of a line.
+//!
+//! The parser never stops at the first mistake: it reports every one it finds, each with
+//! the file, the line and what was expected, so one `latchkey check` run fixes them all.
+
+use super::{flag, onetime, Config, ConfigError, Door, Options, Proto, Sequence, Step, TcpFlags};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// knockd's defaults for a door.
+const SEQ_TIMEOUT: usize = 25;
+const CMD_TIMEOUT: usize = 10;
+
+enum Section {
+    None,
+    Options,
+    Door(DoorDraft),
+}
+
+/// A door while its section is being read; checked when the section ends.
+struct DoorDraft {
+    line: usize,
+    door: Door,
+    has_sequence: bool,
+}
+
+struct Parser<'a> {
+    file: &'a Path,
+    errors: Vec<ConfigError>,
+    options: Options,
+    doors: Vec<Rc<Door>>,
+}
+
+impl Parser<'_> {
+    fn error(&mut self, line: usize, message: String) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            message,
+        });
+    }
+
+    fn finish_door(&mut self, draft: DoorDraft) {
+        if !draft.has_sequence {
+            self.error(
+                draft.line,
+                format!(
+                    "door [{}] has no sequence; expected 'Sequence = port[:tcp|:udp],...' \
+                     or 'One_Time_Sequences = file'",
+                    draft.door.name
+                ),
+            );
+            return;
+        }
+        self.doors.push(Rc::new(draft.door));
+    }
+
+    fn option(&mut self, n: usize, key: &str, value: Option<&str>) {
+        let lower = key.to_ascii_lowercase();
+        if lower == "usesyslog" {
+            match value.map(parse_bool) {
+                None => self.options.use_syslog = true,
+                Some(Ok(b)) => self.options.use_syslog = b,
+                Some(Err(e)) => self.error(n, format!("UseSyslog: {e}")),
+            }
+            return;
+        }
+        let Some(value) = value else {
+            self.error(n, format!("'{key}' has no value; expected '{key} = value'"));
+            return;
+        };
+        let o = &mut self.options;
+        let result: Result<(), String> = match lower.as_str() {
+            "logfile" => non_empty(value).map(|v| o.log_file = Some(PathBuf::from(v))),
+            "pidfile" => non_empty(value).map(|v| o.pid_file = PathBuf::from(v)),
+            "interface" => non_empty(value).map(|v| o.interface = Some(v.to_string())),
+            "statefile" => non_empty(value).map(|v| o.state_file = PathBuf::from(v)),
+            "sweepguard" => parse_bool(value).map(|b| o.sweep_guard = b),
+            "toleraterepeats" => parse_bool(value).map(|b| o.tolerate_repeats = b),
+            "extendgrants" => parse_bool(value).map(|b| o.extend_grants = b),
+            "closeonexit" => parse_bool(value).map(|b| o.close_on_exit = b),
+            "sweepwindow" => parse_count(value, 0, 1024).map(|v| o.sweep_window = v as u16),
+            "maxattempts" => parse_count(value, 16, 1 << 20).map(|v| o.max_attempts = v),
+            "maxgrants" => parse_count(value, 1, 1 << 16).map(|v| o.max_grants = v),
+            "maxchildren" => parse_count(value, 1, 1024).map(|v| o.max_children = v),
+            _ => Err(format!(
+                "unknown option '{key}' in [options]; expected one of UseSyslog, LogFile, \
+                 PidFile, Interface (knockd's) or SweepGuard, SweepWindow, TolerateRepeats, \
+                 ExtendGrants, CloseOnExit, StateFile, MaxAttempts, MaxGrants, MaxChildren"
+            )),
+        };
+        if let Err(e) = result {
+            self.error(n, format!("{key}: {e}"));
+        }
+    }
+
+    fn door_key(&mut self, n: usize, draft: &mut DoorDraft, key: &str, value: &str) {
+        let d = &mut draft.door;
+        let result: Result<(), String> = match key.to_ascii_lowercase().as_str() {
+            "sequence" => parse_sequence(value).map(|s| {
+                if d.one_time.is_none() {
+                    d.sequence = s;
+                }
+                draft.has_sequence = true;
+            }),
+            "one_time_sequences" => match non_empty(value) {
+                Err(e) => Err(e),
+                Ok(v) => {
+                    let path = relative_to(self.file, v);
+                    match onetime::OneTime::open(&path) {
+                        Ok((one, seq)) => {
+                            d.sequence = seq;
+                            d.one_time = Some(one);
+                            draft.has_sequence = true;
+                            Ok(())
+                        }
+                        Err(mut errs) => {
+                            self.errors.append(&mut errs);
+                            draft.has_sequence = true;
+                            Ok(())
+                        }
+                    }
+                }
+            },
+            "seq_timeout" | "timeout" => {
+                parse_count(value, 1, 86_400 * 365).map(|s| d.seq_timeout = secs(s))
+            }
+            "cmd_timeout" => parse_count(value, 0, 86_400 * 365).map(|s| d.cmd_timeout = secs(s)),
+            "start_command" | "command" => Ok(d.start = Some(value.to_string())),
+            "start_command_6" | "command_6" => Ok(d.start6 = Some(value.to_string())),
+            "stop_command" => Ok(d.stop = Some(value.to_string())),
+            "stop_command_6" => Ok(d.stop6 = Some(value.to_string())),
+            "tcpflags" => parse_flags(value).map(|f| {
+                d.flags.set |= f.set;
+                d.flags.clear |= f.clear;
+            }),
+            "target" => value
+                .parse::<IpAddr>()
+                .map(|ip| d.target = Some(ip))
+                .map_err(|_| format!("'{value}' is not an IP address; expected e.g. 192.0.2.1")),
+            _ => Err(format!(
+                "unknown key '{key}' in door [{}]; expected one of Sequence, \
+                 One_Time_Sequences, Seq_Timeout, Start_Command, Start_Command_6, Stop_Command, \
+                 Stop_Command_6, Cmd_Timeout, TCPFlags, Target",
+                d.name
+            )),
+        };
+        if let Err(e) = result {
+            self.error(n, format!("{key}: {e}"));
+        }
+    }
+}
+
+/// Parses the text of a knockd config file read from `file` (used for messages and to find
+/// one-time sequence files given relative to it).
+pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut p = Parser {
+        file,
+        errors: Vec::new(),
+        options: Options::default(),
+        doors: Vec::new(),
+    };
+    let mut section = Section::None;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('[') {
+            let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
+                p.error(
+                    n,
+                    format!("'{line}': expected a section header like [openSSH]"),
+                );
+                continue;
+            };
+            if let Section::Door(d) = std::mem::replace(&mut section, Section::None) {
+                p.finish_door(d);
+            }
+            let name = name.trim();
+            section = if name.is_empty() {
+                p.error(
+                    n,
+                    "empty section name; expected [options] or [doorname]".into(),
+                );
+                Section::None
+            } else if name == "options" {
+                Section::Options
+            } else {
+                Section::Door(DoorDraft {
+                    line: n,
+                    has_sequence: false,
+                    door: new_door(name),
+                })
+            };
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (line, None),
+        };
+        match &mut section {
+            Section::None => p.error(
+                n,
+                format!("'{key}' is outside any section; expected [options] or [doorname] first"),
+            ),
+            Section::Options => p.option(n, key, value),
+            Section::Door(d) => match value {
+                Some(v) => p.door_key(n, d, key, v),
+                None => p.error(n, format!("'{line}': expected 'key = value'")),
+            },
+        }
+    }
+    if let Section::Door(d) = section {
+        p.finish_door(d);
+    }
+    if p.errors.is_empty() {
+        Ok(Config {
+            path: file.to_path_buf(),
+            options: p.options,
+            doors: p.doors.into(),
+        })
+    } else {
+        Err(p.errors)
+    }
+}
+
+fn new_door(name: &str) -> Door {
+    Door {
+        name: name.to_string(),
+        sequence: Sequence::new(),
+        one_time: None,
+        seq_timeout: secs(SEQ_TIMEOUT),
+        cmd_timeout: secs(CMD_TIMEOUT),
+        start: None,
+        start6: None,
+        stop: None,
+        stop6: None,
+        flags: TcpFlags::default(),
+        target: None,
+    }
+}
+
+fn secs(s: usize) -> Duration {
+    Duration::from_secs(s as u64)
+}
+
+/// Parses `port[:tcp|:udp],...` (spaces allowed around items; protocol case-insensitive).
+pub fn parse_sequence(value: &str) -> Result<Sequence, String> {
+    let mut seq = Sequence::new();
+    for item in value.split(',') {
+        let item = item.trim();
+        let (port, proto) = match item.split_once(':') {
+            Some((p, proto)) => (p.trim(), Some(proto.trim())),
+            None => (item, None),
+        };
+        let proto = match proto.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("tcp") => Proto::Tcp,
+            Some("udp") => Proto::Udp,
+            Some(other) => {
+                return Err(format!(
+                    "bad protocol '{other}' in '{item}'; expected tcp or udp"
+                ))
+            }
+        };
+        let port = match port.parse::<u32>() {
+            Ok(p) if (1..=65535).contains(&p) => p as u16,
+            _ => {
+                return Err(format!(
+                    "bad port '{port}' in sequence; expected a number from 1 to 65535"
+                ))
+            }
+        };
+        seq.push(Step { proto, port })
+            .map_err(|_| format!("more than {} knocks in a sequence", super::MAX_STEPS))?;
+    }
+    Ok(seq)
+}
+
+fn parse_flags(value: &str) -> Result<TcpFlags, String> {
+    let mut flags = TcpFlags::default();
+    for item in value.split(',') {
+        let item = item.trim();
+        let (negate, name) = match item.strip_prefix('!') {
+            Some(rest) => (true, rest.trim()),
+            None => (false, item),
+        };
+        let Some(&(_, bit)) = flag::NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        else {
+            return Err(format!(
+                "unknown TCP flag '{item}'; expected fin, syn, rst, psh, ack or urg, \
+                 optionally with ! in front"
+            ));
+        };
+        if negate {
+            flags.clear |= bit;
+        } else {
+            flags.set |= bit;
+        }
+    }
+    if flags.set & flags.clear != 0 {
+        return Err(format!("'{value}' asks for a flag both set and clear"));
+    }
+    Ok(flags)
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" | "1" => Ok(true),
+        "no" | "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("'{value}': expected yes or no")),
+    }
+}
+
+fn parse_count(value: &str, min: usize, max: usize) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{value}': expected a whole number from {min} to {max}"
+        )),
+    }
+}
+
+fn non_empty(value: &str) -> Result<&str, String> {
+    if value.is_empty() {
+        Err("empty value; expected a value after '='".into())
+    } else {
+        Ok(value)
+    }
+}
+
+fn relative_to(config: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    match config.parent() {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

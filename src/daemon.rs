@@ -1,0 +1,590 @@
+//! The daemon's loop: one thread, no async runtime. It sleeps in poll(2) on the capture
+//! socket, a signalfd and a netlink socket, until a packet, a signal, an interface change or
+//! the next deadline (an attempt's window or a grant's stop time) — never on a fixed tick.
+//!
+//! Signals are received as data through the signalfd, so no work ever happens in a signal
+//! handler: SIGHUP reloads (parse first; on an error the old config stays), SIGTERM/SIGINT
+//! close the open doors and exit, SIGUSR1 logs the counters, SIGCHLD reaps commands.
+
+use crate::capture::{filter, Capture};
+use crate::config::{self, Config, Door};
+use crate::grant::{expand, Grant, Grants, Opened};
+use crate::iface::{self, Addrs, Watch};
+use crate::packet::{self, Dropped};
+use crate::runner::Runner;
+use crate::tracker::{Event, Rules, Tracker};
+use crate::{logging, state};
+use log::{debug, error, info, warn};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// What the command line decided, beyond the config file.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Interface given with `-i` (wins over the config's `Interface`).
+    pub interface: Option<String>,
+    /// Ignore IPv6 (`-4`).
+    pub ipv4_only: bool,
+    /// Log file given with `-g` (wins over the config's `LogFile`).
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+/// Counters, logged on SIGUSR1 and at exit.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// Packets the filter let through.
+    pub packets: u64,
+    /// Knocks that advanced or completed a sequence.
+    pub knocks: u64,
+    /// Sequences completed.
+    pub opens: u64,
+    /// Packets dropped because their headers were cut short or inconsistent.
+    pub malformed: u64,
+    /// Stage-1 attempts evicted, or first knocks refused, because the table was full.
+    pub evictions: u64,
+}
+
+/// Everything the knock events act on (kept apart from the tracker that emits them).
+struct Actions {
+    cfg: Config,
+    settings: Settings,
+    grants: Grants,
+    runner: Runner,
+    counters: Counters,
+    /// Doors whose one-time sequence moved on: the filter must be rebuilt.
+    doors_changed: bool,
+    /// The grants changed: the state file must be rewritten.
+    grants_changed: bool,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (exit 0) or a fatal error (exit 1).
+pub fn run(cfg: Config, settings: Settings) -> i32 {
+    match Daemon::new(cfg, settings) {
+        Ok(mut d) => d.run(),
+        Err(e) => {
+            error!("cannot start: {e}");
+            1
+        }
+    }
+}
+
+struct Daemon {
+    tracker: Tracker,
+    act: Actions,
+    iface: String,
+    capture: Option<Capture>,
+    addrs: Addrs,
+    prog: Vec<filter::Insn>,
+    watch: Watch,
+    signals: OwnedFd,
+    buf: Box<[u8; 4096]>,
+}
+
+fn rules(o: &config::Options) -> Rules {
+    Rules {
+        sweep_guard: o.sweep_guard,
+        sweep_window: o.sweep_window,
+        tolerate_repeats: o.tolerate_repeats,
+    }
+}
+
+fn interface_of(cfg: &Config, s: &Settings) -> String {
+    s.interface
+        .clone()
+        .or_else(|| cfg.options.interface.clone())
+        .unwrap_or_else(|| "eth0".into())
+}
+
+fn signalfd() -> io::Result<OwnedFd> {
+    // SAFETY: sigset manipulation on a local set, then signalfd on it; results checked.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGHUP,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGUSR1,
+            libc::SIGCHLD,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+impl Daemon {
+    fn new(cfg: Config, settings: Settings) -> io::Result<Daemon> {
+        let signals = signalfd()?;
+        let watch = Watch::open()?;
+        let o = &cfg.options;
+        let tracker = Tracker::new(rules(o), o.max_attempts, cfg.doors.len());
+        let grants = Grants::new(o.max_grants);
+        let runner = Runner::new(o.max_children, o.max_grants * 2 + 64);
+        let iface = interface_of(&cfg, &settings);
+        let mut d = Daemon {
+            tracker,
+            act: Actions {
+                cfg,
+                settings,
+                grants,
+                runner,
+                counters: Counters::default(),
+                doors_changed: false,
+                grants_changed: false,
+            },
+            iface,
+            capture: None,
+            addrs: Addrs::new(),
+            prog: Vec::new(),
+            watch,
+            signals,
+            buf: Box::new([0; 4096]),
+        };
+        d.prog = d.build_filter();
+        d.recover();
+        Ok(d)
+    }
+
+    fn build_filter(&self) -> Vec<filter::Insn> {
+        let cfg = &self.act.cfg;
+        let ports = filter::ports(&cfg.doors, &rules(&cfg.options));
+        filter::program(&ports, !self.act.settings.ipv4_only)
+    }
+
+    /// Takes over the grants a previous run left open (see [`state`]).
+    fn recover(&mut self) {
+        let now = Instant::now();
+        let path = self.act.cfg.options.state_file.clone();
+        for r in state::load(&path) {
+            info!(
+                "{}: {}: grant left open by a previous run, closing in {} s",
+                r.src,
+                r.door,
+                r.left.as_secs()
+            );
+            let door = Rc::new(Door {
+                name: r.door,
+                sequence: config::Sequence::new(),
+                one_time: None,
+                seq_timeout: Duration::from_secs(1),
+                cmd_timeout: r.left,
+                start: None,
+                start6: None,
+                stop: Some(r.stop),
+                stop6: None,
+                flags: Default::default(),
+                target: None,
+            });
+            self.act.grants.open(&door, r.src, now, true);
+            self.act.grants_changed = true;
+        }
+    }
+
+    /// Binds the capture to the interface as it is now; `false` if it does not exist.
+    fn attach(&mut self) -> bool {
+        let Some(index) = iface::index(&self.iface) else {
+            if self.capture.take().is_some() {
+                warn!(
+                    "interface {} is gone; waiting for it to come back",
+                    self.iface
+                );
+            }
+            self.addrs.clear();
+            return false;
+        };
+        self.addrs = iface::addresses(&self.iface);
+        if self.capture.as_ref().is_some_and(|c| c.ifindex == index) {
+            return true;
+        }
+        match Capture::open(index, &self.prog) {
+            Ok(c) => {
+                info!("listening on {} (index {index})", self.iface);
+                self.capture = Some(c);
+                true
+            }
+            Err(e) => {
+                error!("cannot capture on {}: {e}", self.iface);
+                false
+            }
+        }
+    }
+
+    fn run(&mut self) -> i32 {
+        info!("starting up, listening on {}", self.iface);
+        if !self.attach() {
+            warn!(
+                "interface {} does not exist yet; waiting for it",
+                self.iface
+            );
+        }
+        debug!("filter: {} instructions", self.prog.len());
+        loop {
+            let now = Instant::now();
+            self.tick(now);
+            let timeout = self.next_deadline().map_or(-1, |t| {
+                let d = t.saturating_duration_since(Instant::now());
+                // Round up, so that we never wake just before the deadline.
+                (d.as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32
+            });
+            let mut fds = [
+                pollfd(self.signals.as_raw_fd()),
+                pollfd(self.watch.raw_fd()),
+                pollfd(self.capture.as_ref().map_or(-1, Capture::raw_fd)),
+            ];
+            // SAFETY: `fds` is a valid array of pollfd for its length.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    error!("poll failed: {e}");
+                    return 1;
+                }
+                continue;
+            }
+            if fds[0].revents != 0 {
+                if let Some(code) = self.on_signals() {
+                    return code;
+                }
+            }
+            if fds[1].revents != 0 {
+                let c = self.watch.drain();
+                if c.link || c.addr {
+                    let had = self.capture.as_ref().map(|c| c.ifindex);
+                    if c.link {
+                        // A link that was deleted and re-created has a new index; a socket
+                        // bound to the old one hears nothing, so bind again.
+                        if iface::index(&self.iface) != had {
+                            self.capture = None;
+                        }
+                    }
+                    self.attach();
+                    debug!("addresses of {}: {:?}", self.iface, self.addrs);
+                }
+            }
+            if fds[2].revents != 0 {
+                self.read_packets();
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let a = self.tracker.next_deadline();
+        let g = self.act.grants.next_deadline();
+        match (a, g) {
+            (Some(a), Some(g)) => Some(a.min(g)),
+            (a, g) => a.or(g),
+        }
+    }
+
+    /// Time-driven work: expire attempts, run due stop commands, rebuild what changed.
+    fn tick(&mut self, now: Instant) {
+        let act = &mut self.act;
+        self.tracker.expire(now, &mut |e| act.on_event(e, now));
+        let mut due = Vec::new();
+        act.grants.take_due(Some(now), &mut |g| due.push(g));
+        for g in due {
+            act.close(g, "command timeout");
+        }
+        if act.doors_changed {
+            act.doors_changed = false;
+            self.prog = self.build_filter();
+            if let Some(c) = &self.capture {
+                if let Err(e) = c.set_filter(&self.prog) {
+                    error!("cannot update the capture filter: {e}");
+                }
+            }
+        }
+        let act = &mut self.act;
+        if act.grants_changed {
+            act.grants_changed = false;
+            if let Err(e) = state::save(&act.cfg.options.state_file, &act.grants, now) {
+                warn!(
+                    "cannot write state file {}: {e}",
+                    act.cfg.options.state_file.display()
+                );
+            }
+        }
+    }
+
+    fn read_packets(&mut self) {
+        // A bounded batch, so signals and deadlines are not starved by a flood.
+        for _ in 0..256 {
+            let Some(cap) = &self.capture else {
+                return;
+            };
+            let frame = match cap.recv(&mut self.buf[..]) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    // ENETDOWN after the link went down, ENXIO after it vanished: the netlink
+                    // watch tells us when to bind again.
+                    warn!("capture on {}: {e}", self.iface);
+                    if e.raw_os_error() != Some(libc::ENETDOWN) {
+                        self.capture = None;
+                    }
+                    return;
+                }
+            };
+            if frame.pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            let act = &mut self.act;
+            act.counters.packets += 1;
+            let k = match packet::parse(frame.ethertype, &self.buf[..frame.len]) {
+                Ok(k) => k,
+                Err(Dropped::Malformed) => {
+                    act.counters.malformed += 1;
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if act.settings.ipv4_only && k.src.is_ipv6() {
+                continue;
+            }
+            let now = Instant::now();
+            let addrs = &self.addrs;
+            let local = |ip: IpAddr| addrs.contains(&ip);
+            let doors = act.cfg.doors.clone(); // a reference count, not a copy
+            self.tracker
+                .on_knock(&doors, &local, &k, now, &mut |e| act.on_event(e, now));
+            if act.doors_changed || act.grants_changed {
+                self.tick(now);
+            }
+        }
+    }
+
+    /// Handles every pending signal; `Some(status)` means exit with it.
+    fn on_signals(&mut self) -> Option<i32> {
+        loop {
+            // SAFETY: signalfd_siginfo is plain data; read fills at most its size.
+            let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let n = unsafe {
+                libc::read(
+                    self.signals.as_raw_fd(),
+                    &mut si as *mut _ as *mut libc::c_void,
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
+            };
+            if n != std::mem::size_of::<libc::signalfd_siginfo>() as isize {
+                return None;
+            }
+            match si.ssi_signo as i32 {
+                libc::SIGCHLD => self.act.runner.reap(),
+                libc::SIGUSR1 => self.act.log_counters(&self.tracker),
+                libc::SIGHUP => self.reload(),
+                libc::SIGTERM | libc::SIGINT => return Some(self.shutdown()),
+                _ => {}
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        let path = self.act.cfg.path.clone();
+        info!("SIGHUP: reloading {}", path.display());
+        logging::reopen();
+        match config::load(&path) {
+            Ok(new) => {
+                self.tracker.clear(new.doors.len());
+                let old = std::mem::replace(&mut self.act.cfg, new);
+                let iface = interface_of(&self.act.cfg, &self.act.settings);
+                if iface != self.iface {
+                    info!("interface changes from {} to {iface}", self.iface);
+                    self.iface = iface;
+                    self.capture = None;
+                }
+                let o = &self.act.cfg.options;
+                if o.log_file != old.options.log_file && self.act.settings.log_file.is_none() {
+                    let ident = c"latchkey";
+                    if let Err(e) = logging::configure(o.log_file.as_deref(), o.use_syslog, ident) {
+                        error!("cannot open log file: {e}");
+                    }
+                }
+                self.act.doors_changed = true;
+                self.attach();
+                info!("reloaded: {} door(s)", self.act.cfg.doors.len());
+            }
+            Err(errors) => {
+                for e in &errors {
+                    error!("{e}");
+                }
+                error!("configuration has errors; keeping the old one");
+            }
+        }
+    }
+
+    fn shutdown(&mut self) -> i32 {
+        let act = &mut self.act;
+        if act.cfg.options.close_on_exit {
+            let mut open = Vec::new();
+            act.grants.take_due(None, &mut |g| open.push(g));
+            for g in open {
+                act.close(g, "closing at shutdown");
+            }
+        }
+        info!("waiting for child processes...");
+        act.runner.finish(Duration::from_secs(10));
+        if let Err(e) = state::save(&act.cfg.options.state_file, &act.grants, Instant::now()) {
+            warn!("cannot write state file: {e}");
+        }
+        act.log_counters(&self.tracker);
+        info!("shutting down");
+        0
+    }
+}
+
+fn pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+impl Actions {
+    fn on_event(&mut self, e: Event, now: Instant) {
+        match e {
+            Event::Stage { door, src, stage } => {
+                self.counters.knocks += 1;
+                info!("{src}: {}: Stage {stage}", self.cfg.doors[door].name);
+            }
+            Event::Open { door, src } => {
+                self.counters.knocks += 1;
+                self.counters.opens += 1;
+                let d = self.cfg.doors[door].clone();
+                info!("{src}: {}: OPEN SESAME", d.name);
+                self.open(&d, src, now);
+                if d.one_time.is_some() {
+                    self.next_one_time(door);
+                }
+            }
+            Event::Wrong { door, src, stage } => {
+                debug!(
+                    "{src}: {}: wrong knock at stage {stage}",
+                    self.cfg.doors[door].name
+                );
+            }
+            Event::Timeout { door, src, stage } => {
+                info!(
+                    "{src}: {}: sequence timeout (stage {stage})",
+                    self.cfg.doors[door].name
+                );
+            }
+            Event::Evicted { door, src } => {
+                self.counters.evictions += 1;
+                debug!(
+                    "{src}: {}: attempt evicted (table full)",
+                    self.cfg.doors[door].name
+                );
+            }
+            Event::Refused { door, src } => {
+                self.counters.evictions += 1;
+                debug!(
+                    "{src}: {}: first knock refused (table full)",
+                    self.cfg.doors[door].name
+                );
+            }
+        }
+    }
+
+    fn open(&mut self, d: &Rc<Door>, src: IpAddr, now: Instant) {
+        match self
+            .grants
+            .open(d, src, now, self.cfg.options.extend_grants)
+        {
+            Opened::Start => {
+                if let Some(cmd) = d.start_for(src) {
+                    self.runner.submit(&d.name, expand(cmd, src));
+                }
+                self.grants_changed = true;
+            }
+            Opened::Extend => {
+                info!(
+                    "{src}: {}: already open, extended by {} s",
+                    d.name,
+                    d.cmd_timeout.as_secs()
+                );
+                self.grants_changed = true;
+            }
+            Opened::Full => {
+                self.runner.failures += 1;
+                error!("{src}: {}: too many open grants; not opening", d.name);
+            }
+        }
+    }
+
+    fn close(&mut self, g: Grant, why: &str) {
+        info!("{}: {}: {why}", g.src, g.door.name);
+        if let Some(cmd) = g.door.stop_for(g.src) {
+            self.runner.submit(&g.door.name, expand(cmd, g.src));
+        }
+        self.grants_changed = true;
+    }
+
+    /// Marks the used one-time sequence and makes the next one live.
+    fn next_one_time(&mut self, door: usize) {
+        let d = &self.cfg.doors[door];
+        let Some(one) = &d.one_time else {
+            return;
+        };
+        if let Err(e) = config::mark_used(one) {
+            error!(
+                "{}: cannot mark one-time sequence used in {}: {e}",
+                d.name,
+                one.path.display()
+            );
+        }
+        let mut next = (**d).clone();
+        match config::OneTime::open(&one.path) {
+            Ok((one, seq)) => {
+                if seq.is_empty() {
+                    info!(
+                        "{}: no one-time sequences left; door closed for good",
+                        d.name
+                    );
+                }
+                next.sequence = seq;
+                next.one_time = Some(one);
+            }
+            Err(errors) => {
+                for e in errors {
+                    error!("{e}");
+                }
+                next.sequence = config::Sequence::new();
+            }
+        }
+        let mut doors = self.cfg.doors.to_vec();
+        doors[door] = Rc::new(next);
+        self.cfg.doors = doors.into();
+        self.doors_changed = true;
+    }
+
+    fn log_counters(&self, t: &Tracker) {
+        let c = &self.counters;
+        let o = &self.cfg.options;
+        info!(
+            "counters: packets {}, knocks {}, opens {}, malformed {}, evictions {}, \
+             command failures {}, attempts {}/{}, grants {}/{}",
+            c.packets,
+            c.knocks,
+            c.opens,
+            c.malformed,
+            c.evictions,
+            self.runner.failures,
+            t.len(),
+            o.max_attempts,
+            self.grants.len(),
+            o.max_grants
+        );
+    }
+}

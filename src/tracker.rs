@@ -1,0 +1,436 @@
+//! Knock attempts in progress: the per-source, per-door state machine.
+//!
+//! An attempt is keyed by (knocker address, door). It starts when a source hits the first
+//! step of a door, advances on the next step, and ends when the sequence completes (the door
+//! opens), a wrong knock arrives, or `seq_timeout` has passed since the first knock. Attempts
+//! of different sources, and of different doors, never touch each other.
+//!
+//! Invariants:
+//! - Storage is allocated once, in [`Tracker::new`]: a flood of new sources can fill the table
+//!   but never grow it. Nothing on the packet path allocates.
+//! - When the table is full, a new first knock evicts the oldest attempt still at stage 1;
+//!   attempts past their first knock are never evicted by new ones. If every attempt is past
+//!   stage 1, the new first knock is dropped instead.
+//! - Expiry is on time: [`Tracker::next_deadline`] tells the daemon when to wake, and
+//!   [`Tracker::expire`] ends every attempt whose window has passed.
+//! - The hash index is keyed with per-process random keys, so spoofed sources cannot be chosen
+//!   to collide.
+
+use crate::config::{flag, Door, Proto, Step};
+use crate::packet::Knock;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+const NIL: u32 = u32::MAX;
+
+/// The matching rules that differ from knockd's (each has an `[options]` switch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Probes without ACK near a door's ports count as wrong knocks (`SweepGuard`).
+    pub sweep_guard: bool,
+    /// Ports on each side of a sequence port that the guard watches (`SweepWindow`).
+    pub sweep_window: u16,
+    /// An exact repeat of the knock just accepted is ignored (`TolerateRepeats`).
+    pub tolerate_repeats: bool,
+}
+
+/// What a knock or the passing of time did; the daemon logs and acts on these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `src` reached stage `stage` (1-based) of door `door`.
+    Stage { door: usize, src: IpAddr, stage: u8 },
+    /// `src` completed door `door`'s sequence.
+    Open { door: usize, src: IpAddr },
+    /// `src` sent a wrong knock at stage `stage`; the attempt is gone.
+    Wrong { door: usize, src: IpAddr, stage: u8 },
+    /// `src`'s window passed at stage `stage`.
+    Timeout { door: usize, src: IpAddr, stage: u8 },
+    /// The table was full: `src`'s stage-1 attempt was evicted for a newer one.
+    Evicted { door: usize, src: IpAddr },
+    /// The table was full of attempts past stage 1: `src`'s first knock was not recorded.
+    Refused { door: usize, src: IpAddr },
+}
+
+#[derive(Clone, Copy)]
+struct Links {
+    prev: u32,
+    next: u32,
+}
+
+const UNLINKED: Links = Links {
+    prev: NIL,
+    next: NIL,
+};
+
+#[derive(Clone, Copy)]
+struct Slot {
+    src: IpAddr,
+    door: u16,
+    /// Steps matched so far (1..len); 0 marks a free slot.
+    stage: u8,
+    hash: u32,
+    deadline: Instant,
+    /// Position in its door's list, oldest first (also deadline order: one timeout per door).
+    by_door: Links,
+    /// Position in the list of stage-1 attempts, oldest first; the free list reuses `next`.
+    fresh: Links,
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY: List = List {
+    head: NIL,
+    tail: NIL,
+};
+
+type Sel = fn(&mut Slot) -> &mut Links;
+
+fn by_door(s: &mut Slot) -> &mut Links {
+    &mut s.by_door
+}
+
+fn fresh(s: &mut Slot) -> &mut Links {
+    &mut s.fresh
+}
+
+/// The table of attempts in progress. See the module documentation for its invariants.
+pub struct Tracker {
+    rules: Rules,
+    slots: Box<[Slot]>,
+    free: u32,
+    len: usize,
+    /// Open addressing, linear probing: 0 is empty, otherwise slot index + 1.
+    index: Box<[u32]>,
+    mask: usize,
+    hasher: std::collections::hash_map::RandomState,
+    doors: Vec<List>,
+    fresh: List,
+}
+
+impl Tracker {
+    /// A tracker for `doors` doors holding at most `capacity` attempts.
+    pub fn new(rules: Rules, capacity: usize, doors: usize) -> Tracker {
+        let capacity = capacity.clamp(1, (NIL - 1) as usize);
+        let now = Instant::now();
+        let blank = Slot {
+            src: IpAddr::V4([0, 0, 0, 0].into()),
+            door: 0,
+            stage: 0,
+            hash: 0,
+            deadline: now,
+            by_door: UNLINKED,
+            fresh: UNLINKED,
+        };
+        let mut slots = vec![blank; capacity].into_boxed_slice();
+        for (i, s) in slots.iter_mut().enumerate() {
+            s.fresh.next = if i + 1 < capacity { i as u32 + 1 } else { NIL };
+        }
+        let size = (capacity * 2).next_power_of_two();
+        Tracker {
+            rules,
+            slots,
+            free: 0,
+            len: 0,
+            index: vec![0; size].into_boxed_slice(),
+            mask: size - 1,
+            hasher: Default::default(),
+            doors: vec![EMPTY; doors],
+            fresh: EMPTY,
+        }
+    }
+
+    /// Forgets every attempt (after a reload the doors are new). Keeps the storage.
+    pub fn clear(&mut self, doors: usize) {
+        let rules = self.rules;
+        let cap = self.slots.len();
+        let fresh_doors = self.doors.len() != doors;
+        if self.len == 0 && !fresh_doors {
+            return;
+        }
+        *self = Tracker::new(rules, cap, doors);
+    }
+
+    /// Attempts in progress.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no attempt is in progress.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// When the earliest attempt's window ends, if any attempt is in progress.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.doors
+            .iter()
+            .filter(|l| l.head != NIL)
+            .map(|l| self.slots[l.head as usize].deadline)
+            .min()
+    }
+
+    /// Ends every attempt whose window has passed by `now`.
+    pub fn expire(&mut self, now: Instant, emit: &mut dyn FnMut(Event)) {
+        for d in 0..self.doors.len() {
+            while let Some(i) = Some(self.doors[d].head).filter(|&h| h != NIL) {
+                let s = self.slots[i as usize];
+                if s.deadline > now {
+                    break;
+                }
+                emit(Event::Timeout {
+                    door: d,
+                    src: s.src,
+                    stage: s.stage,
+                });
+                self.remove(i);
+            }
+        }
+    }
+
+    /// Feeds one candidate packet. `local` tells whether an address is one of the
+    /// interface's own (for doors without `Target`).
+    pub fn on_knock(
+        &mut self,
+        doors: &[Rc<Door>],
+        local: &dyn Fn(IpAddr) -> bool,
+        k: &Knock,
+        now: Instant,
+        emit: &mut dyn FnMut(Event),
+    ) {
+        let step = Step {
+            proto: k.proto,
+            port: k.port,
+        };
+        for (d, door) in doors.iter().enumerate() {
+            if !door.is_live() {
+                continue;
+            }
+            let aimed = match door.target {
+                Some(t) => t == k.dst,
+                None => local(k.dst),
+            };
+            if !aimed || (k.proto == Proto::Tcp && !door.flags.matches(k.flags)) {
+                continue;
+            }
+            let seq = &door.sequence;
+            if let Some(i) = self.find(k.src, d) {
+                let stage = self.slots[i as usize].stage;
+                if seq.get(stage as usize) == Some(&step) {
+                    if stage as usize + 1 == seq.len() {
+                        self.remove(i);
+                        emit(Event::Open {
+                            door: d,
+                            src: k.src,
+                        });
+                    } else {
+                        self.advance(i);
+                        emit(Event::Stage {
+                            door: d,
+                            src: k.src,
+                            stage: stage + 1,
+                        });
+                    }
+                    continue;
+                }
+                let repeat = self.rules.tolerate_repeats && seq[stage as usize - 1] == step;
+                if repeat || !self.is_wrong(door, k) {
+                    continue;
+                }
+                self.remove(i);
+                emit(Event::Wrong {
+                    door: d,
+                    src: k.src,
+                    stage,
+                });
+            }
+            if seq.first() == Some(&step) {
+                if seq.len() == 1 {
+                    emit(Event::Open {
+                        door: d,
+                        src: k.src,
+                    });
+                } else if self.start(k.src, d, now + door.seq_timeout, emit) {
+                    emit(Event::Stage {
+                        door: d,
+                        src: k.src,
+                        stage: 1,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether a packet that is not the expected next step ends an attempt: a port of the
+    /// sequence out of order, or (with the sweep guard) a probe near one of its ports.
+    fn is_wrong(&self, door: &Door, k: &Knock) -> bool {
+        let in_seq = door
+            .sequence
+            .iter()
+            .any(|s| s.proto == k.proto && s.port == k.port);
+        in_seq
+            || (self.rules.sweep_guard
+                && k.proto == Proto::Tcp
+                && k.flags & flag::ACK == 0
+                && near(door, k.port, self.rules.sweep_window))
+    }
+
+    fn hash(&self, src: IpAddr, door: usize) -> u32 {
+        self.hasher.hash_one((src, door)) as u32
+    }
+
+    fn find(&self, src: IpAddr, door: usize) -> Option<u32> {
+        let mut pos = self.hash(src, door) as usize & self.mask;
+        loop {
+            let e = self.index[pos];
+            if e == 0 {
+                return None;
+            }
+            let s = &self.slots[e as usize - 1];
+            if s.src == src && s.door as usize == door {
+                return Some(e - 1);
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// Records a new stage-1 attempt; false if the table had no room for it.
+    fn start(
+        &mut self,
+        src: IpAddr,
+        door: usize,
+        deadline: Instant,
+        emit: &mut dyn FnMut(Event),
+    ) -> bool {
+        if self.free == NIL {
+            let victim = self.fresh.head;
+            if victim == NIL {
+                emit(Event::Refused { door, src });
+                return false;
+            }
+            let v = self.slots[victim as usize];
+            emit(Event::Evicted {
+                door: v.door as usize,
+                src: v.src,
+            });
+            self.remove(victim);
+        }
+        let i = self.free;
+        let hash = self.hash(src, door);
+        let s = &mut self.slots[i as usize];
+        self.free = s.fresh.next;
+        *s = Slot {
+            src,
+            door: door as u16,
+            stage: 1,
+            hash,
+            deadline,
+            by_door: UNLINKED,
+            fresh: UNLINKED,
+        };
+        let mut pos = hash as usize & self.mask;
+        while self.index[pos] != 0 {
+            pos = (pos + 1) & self.mask;
+        }
+        self.index[pos] = i + 1;
+        let mut list = self.doors[door];
+        push_back(&mut self.slots, &mut list, i, by_door);
+        self.doors[door] = list;
+        push_back(&mut self.slots, &mut self.fresh, i, fresh);
+        self.len += 1;
+        true
+    }
+
+    fn advance(&mut self, i: u32) {
+        let s = &mut self.slots[i as usize];
+        if s.stage == 1 {
+            unlink(&mut self.slots, &mut self.fresh, i, fresh);
+        }
+        self.slots[i as usize].stage += 1;
+    }
+
+    fn remove(&mut self, i: u32) {
+        let s = self.slots[i as usize];
+        let mut list = self.doors[s.door as usize];
+        unlink(&mut self.slots, &mut list, i, by_door);
+        self.doors[s.door as usize] = list;
+        if s.stage == 1 {
+            unlink(&mut self.slots, &mut self.fresh, i, fresh);
+        }
+        // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+        let mut hole = s.hash as usize & self.mask;
+        while self.index[hole] != i + 1 {
+            hole = (hole + 1) & self.mask;
+        }
+        let mut j = hole;
+        loop {
+            j = (j + 1) & self.mask;
+            let e = self.index[j];
+            if e == 0 {
+                break;
+            }
+            let ideal = self.slots[e as usize - 1].hash as usize & self.mask;
+            let stays = if hole <= j {
+                hole < ideal && ideal <= j
+            } else {
+                hole < ideal || ideal <= j
+            };
+            if !stays {
+                self.index[hole] = e;
+                hole = j;
+            }
+        }
+        self.index[hole] = 0;
+        let slot = &mut self.slots[i as usize];
+        slot.stage = 0;
+        slot.fresh = Links {
+            prev: NIL,
+            next: self.free,
+        };
+        self.free = i;
+        self.len -= 1;
+    }
+}
+
+/// Whether `port` is within `window` ports of one of the door's sequence ports.
+pub fn near(door: &Door, port: u16, window: u16) -> bool {
+    door.sequence
+        .iter()
+        .any(|s| s.port.abs_diff(port) <= window)
+}
+
+fn push_back(slots: &mut [Slot], list: &mut List, i: u32, sel: Sel) {
+    *sel(&mut slots[i as usize]) = Links {
+        prev: list.tail,
+        next: NIL,
+    };
+    if list.tail == NIL {
+        list.head = i;
+    } else {
+        sel(&mut slots[list.tail as usize]).next = i;
+    }
+    list.tail = i;
+}
+
+fn unlink(slots: &mut [Slot], list: &mut List, i: u32, sel: Sel) {
+    let Links { prev, next } = *sel(&mut slots[i as usize]);
+    if prev == NIL {
+        list.head = next;
+    } else {
+        sel(&mut slots[prev as usize]).next = next;
+    }
+    if next == NIL {
+        list.tail = prev;
+    } else {
+        sel(&mut slots[next as usize]).prev = prev;
+    }
+    *sel(&mut slots[i as usize]) = UNLINKED;
+}
+
+#[cfg(test)]
+mod tests;
