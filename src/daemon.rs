@@ -75,6 +75,7 @@ struct Daemon {
     tracker: Tracker,
     act: Actions,
     iface: String,
+    state_file: std::path::PathBuf,
     capture: Option<Capture>,
     addrs: Addrs,
     prog: Vec<filter::Insn>,
@@ -132,6 +133,10 @@ impl Daemon {
         let grants = Grants::new(o.max_grants);
         let runner = Runner::new(o.max_children, o.max_grants * 2 + 64);
         let iface = interface_of(&cfg, &settings);
+        let state_file = o
+            .state_file
+            .clone()
+            .unwrap_or_else(|| state::default_path(&iface));
         let mut d = Daemon {
             tracker,
             act: Actions {
@@ -144,6 +149,7 @@ impl Daemon {
                 grants_changed: false,
             },
             iface,
+            state_file,
             capture: None,
             addrs: Addrs::new(),
             prog: Vec::new(),
@@ -165,8 +171,7 @@ impl Daemon {
     /// Takes over the grants a previous run left open (see [`state`]).
     fn recover(&mut self) {
         let now = Instant::now();
-        let path = self.act.cfg.options.state_file.clone();
-        for r in state::load(&path) {
+        for r in state::load(&self.state_file) {
             info!(
                 "{}: {}: grant left open by a previous run, closing in {} s",
                 r.src,
@@ -308,11 +313,8 @@ impl Daemon {
         let act = &mut self.act;
         if act.grants_changed {
             act.grants_changed = false;
-            if let Err(e) = state::save(&act.cfg.options.state_file, &act.grants, now) {
-                warn!(
-                    "cannot write state file {}: {e}",
-                    act.cfg.options.state_file.display()
-                );
+            if let Err(e) = state::save(&self.state_file, &act.grants, now) {
+                warn!("cannot write state file {}: {e}", self.state_file.display());
             }
         }
     }
@@ -434,7 +436,7 @@ impl Daemon {
         }
         info!("waiting for child processes...");
         act.runner.finish(Duration::from_secs(10));
-        if let Err(e) = state::save(&act.cfg.options.state_file, &act.grants, Instant::now()) {
+        if let Err(e) = state::save(&self.state_file, &act.grants, Instant::now()) {
             warn!("cannot write state file: {e}");
         }
         act.log_counters(&self.tracker);

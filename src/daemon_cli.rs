@@ -114,7 +114,7 @@ pub fn describe(cfg: &Config) -> String {
         yn(o.tolerate_repeats),
         yn(o.extend_grants),
         yn(o.close_on_exit),
-        o.state_file.display(),
+        o.state_file.as_deref().map_or("(per interface, under /var/run)".into(), |p| p.display().to_string()),
         o.max_attempts,
         o.max_grants,
         o.max_children,

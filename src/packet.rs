@@ -119,4 +119,4 @@ pub fn parse(mut ethertype: u16, mut bytes: &[u8]) -> Result<Knock, Dropped> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,8 +9,16 @@
 use crate::grant::{expand, Grants};
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// The state file used when `StateFile` is not set: one per interface and network namespace,
+/// so daemons in different namespaces (or on different interfaces) never share one.
+pub fn default_path(iface: &str) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino());
+    PathBuf::from(format!("/var/run/latchkey-{iface}-{ns}.state"))
+}
 
 /// A grant found in the state file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -38,6 +38,9 @@ const LD_H_IND: u16 = 0x48;
 const LD_B_IND: u16 = 0x50;
 const LDX_IMM: u16 = 0x01;
 const LDX_B_MSH: u16 = 0xb1;
+const ADD_K: u16 = 0x04;
+const TAX: u16 = 0x07;
+const TXA: u16 = 0x87;
 const JA: u16 = 0x05;
 const JEQ: u16 = 0x15;
 const JGT: u16 = 0x25;
@@ -52,6 +55,8 @@ const AD_PKTTYPE: u32 = 0xffff_f004;
 const PACKET_OUTGOING: u32 = 4;
 /// Bytes handed to user space for an accepted packet (all of it, as tcpdump does).
 pub const ACCEPT: u32 = 0x0004_0000;
+/// The kernel's limit on a classic BPF program (`BPF_MAXINSNS`).
+pub const MAX_INSNS: usize = 4096;
 
 /// The ports the filter lets through, derived from the doors.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -159,16 +164,24 @@ impl Asm {
 }
 
 /// Generates the filter for `ports`; IPv6 is left out with `ipv6 = false` (knockd's `-4`).
+/// Should the doors have so many ports that the program would pass the kernel's limit, the
+/// filter lets every TCP and UDP packet through instead (correct, only slower).
 pub fn program(ports: &Ports, ipv6: bool) -> Vec<Insn> {
+    let p = assemble(Some(ports), ipv6);
+    if p.len() <= MAX_INSNS {
+        p
+    } else {
+        assemble(None, ipv6)
+    }
+}
+
+fn assemble(ports: Option<&Ports>, ipv6: bool) -> Vec<Insn> {
     let mut a = Asm {
         code: Vec::new(),
         labels: Vec::new(),
         fixups: Vec::new(),
     };
-    let [v4, v6, vlan] = [a.label(), a.label(), a.label()];
-    let [v4t, v6t] = [a.label(), a.label()];
-    let tcp = [a.label(), a.label()];
-    let udp = [a.label(), a.label()];
+    let [v4, v6, vlan, v4t, v6t, tcp, udp] = [(); 7].map(|_| a.label());
     a.op(LD_W_ABS, AD_PKTTYPE);
     a.code.push(Insn {
         code: JEQ,
@@ -192,8 +205,9 @@ pub fn program(ports: &Ports, ipv6: bool) -> Vec<Insn> {
         a.jump_if(JEQ, 0x86dd, v6t);
     }
     a.op(RET, 0);
-    for (b, (l4, l6)) in [(v4, v6), (v4t, v6t)].into_iter().enumerate() {
-        let base = 4 * b as u32;
+    // Both the plain and the tagged layout end with X = offset of the transport header, so
+    // one TCP block and one UDP block serve them all.
+    for (base, l4, l6) in [(0u32, v4, v6), (4, v4t, v6t)] {
         a.here(l4);
         a.op(LD_H_ABS, base + 6);
         a.code.push(Insn {
@@ -203,67 +217,75 @@ pub fn program(ports: &Ports, ipv6: bool) -> Vec<Insn> {
             k: 0x1fff,
         });
         a.op(RET, 0); // a later fragment: no ports to look at
-        a.op(LD_B_ABS, base + 9);
         a.op(LDX_B_MSH, base);
-        a.jump_if(JEQ, 6, tcp[b]);
-        a.jump_if(JEQ, 17, udp[b]);
+        if base != 0 {
+            a.op(TXA, 0);
+            a.op(ADD_K, base);
+            a.op(TAX, 0);
+        }
+        a.op(LD_B_ABS, base + 9);
+        a.jump_if(JEQ, 6, tcp);
+        a.jump_if(JEQ, 17, udp);
         a.op(RET, 0);
         a.here(l6);
         if ipv6 {
+            a.op(LDX_IMM, base + 40);
             a.op(LD_B_ABS, base + 6);
-            a.op(LDX_IMM, 40);
-            a.jump_if(JEQ, 6, tcp[b]);
-            a.jump_if(JEQ, 17, udp[b]);
+            a.jump_if(JEQ, 6, tcp);
+            a.jump_if(JEQ, 17, udp);
             for ext in [0, 43, 44, 51, 60, 135, 139, 140] {
                 a.accept_if(ext);
             }
         }
         a.op(RET, 0);
     }
-    for b in 0..2 {
-        let base = 4 * b as u32;
-        a.here(tcp[b]);
-        a.op(LD_H_IND, base + 2);
-        for &p in &ports.tcp {
-            a.accept_if(p as u32);
-        }
-        if !ports.guard.is_empty() {
-            let probe = a.label();
-            for &(lo, hi) in &ports.guard {
-                a.code.push(Insn {
-                    code: JGE,
-                    jt: 0,
-                    jf: 2,
-                    k: lo as u32,
-                });
-                a.code.push(Insn {
-                    code: JGT,
-                    jt: 1,
-                    jf: 0,
-                    k: hi as u32,
-                });
-                a.ja(probe);
-            }
-            a.op(RET, 0);
-            a.here(probe);
-            a.op(LD_B_IND, base + 13);
-            a.code.push(Insn {
-                code: JSET,
-                jt: 0,
-                jf: 1,
-                k: flag::ACK as u32,
-            });
-            a.op(RET, 0);
-            a.op(RET, ACCEPT);
-        }
-        a.op(RET, 0);
-        a.here(udp[b]);
-        a.op(LD_H_IND, base + 2);
-        for &p in &ports.udp {
-            a.accept_if(p as u32);
-        }
-        a.op(RET, 0);
+    let Some(ports) = ports else {
+        a.here(tcp);
+        a.here(udp);
+        a.op(RET, ACCEPT);
+        return a.finish();
+    };
+    a.here(tcp);
+    a.op(LD_H_IND, 2);
+    for &p in &ports.tcp {
+        a.accept_if(p as u32);
     }
+    if !ports.guard.is_empty() {
+        let probe = a.label();
+        for &(lo, hi) in &ports.guard {
+            a.code.push(Insn {
+                code: JGE,
+                jt: 0,
+                jf: 2,
+                k: lo as u32,
+            });
+            a.code.push(Insn {
+                code: JGT,
+                jt: 1,
+                jf: 0,
+                k: hi as u32,
+            });
+            a.ja(probe);
+        }
+        a.op(RET, 0);
+        a.here(probe);
+        a.op(LD_B_IND, 13);
+        a.code.push(Insn {
+            code: JSET,
+            jt: 0,
+            jf: 1,
+            k: flag::ACK as u32,
+        });
+        a.op(RET, 0);
+        a.op(RET, ACCEPT);
+    }
+    a.op(RET, 0);
+    a.here(udp);
+    a.op(LD_H_IND, 2);
+    for &p in &ports.udp {
+        a.accept_if(p as u32);
+    }
+    a.op(RET, 0);
     a.finish()
 }
 
@@ -300,6 +322,12 @@ pub fn run(prog: &[Insn], ethertype: u16, pkttype: u8, pkt: &[u8]) -> u32 {
                 x = (b & 0xf) * 4;
                 continue;
             }
+            TAX => {
+                x = a;
+                continue;
+            }
+            TXA => Some(x),
+            ADD_K => Some(a.wrapping_add(i.k)),
             JA => {
                 pc += i.k as usize;
                 continue;

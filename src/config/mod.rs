@@ -197,8 +197,9 @@ pub struct Options {
     pub extend_grants: bool,
     /// `CloseOnExit`: run the pending stop commands on SIGTERM/SIGINT.
     pub close_on_exit: bool,
-    /// `StateFile`: where live grants are recorded so a restart can close what a crash left open.
-    pub state_file: PathBuf,
+    /// `StateFile`: where live grants are recorded so a restart can close what a crash left
+    /// open (default: one file per interface and network namespace under /var/run).
+    pub state_file: Option<PathBuf>,
     /// `MaxAttempts`: capacity of the table of sequences in progress.
     pub max_attempts: usize,
     /// `MaxGrants`: capacity of the table of open doors waiting for their stop command.
@@ -219,7 +220,7 @@ impl Default for Options {
             tolerate_repeats: true,
             extend_grants: true,
             close_on_exit: true,
-            state_file: PathBuf::from("/var/run/latchkey.state"),
+            state_file: None,
             max_attempts: 2048,
             max_grants: 256,
             max_children: 8,

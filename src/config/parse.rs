@@ -77,7 +77,7 @@ impl Parser<'_> {
             "logfile" => non_empty(value).map(|v| o.log_file = Some(PathBuf::from(v))),
             "pidfile" => non_empty(value).map(|v| o.pid_file = PathBuf::from(v)),
             "interface" => non_empty(value).map(|v| o.interface = Some(v.to_string())),
-            "statefile" => non_empty(value).map(|v| o.state_file = PathBuf::from(v)),
+            "statefile" => non_empty(value).map(|v| o.state_file = Some(PathBuf::from(v))),
             "sweepguard" => parse_bool(value).map(|b| o.sweep_guard = b),
             "toleraterepeats" => parse_bool(value).map(|b| o.tolerate_repeats = b),
             "extendgrants" => parse_bool(value).map(|b| o.extend_grants = b),
@@ -100,12 +100,15 @@ impl Parser<'_> {
     fn door_key(&mut self, n: usize, draft: &mut DoorDraft, key: &str, value: &str) {
         let d = &mut draft.door;
         let result: Result<(), String> = match key.to_ascii_lowercase().as_str() {
-            "sequence" => parse_sequence(value).map(|s| {
-                if d.one_time.is_none() {
-                    d.sequence = s;
-                }
+            "sequence" => {
+                // Even a bad sequence is "given": one mistake, one message.
                 draft.has_sequence = true;
-            }),
+                parse_sequence(value).map(|s| {
+                    if d.one_time.is_none() {
+                        d.sequence = s;
+                    }
+                })
+            }
             "one_time_sequences" => match non_empty(value) {
                 Err(e) => Err(e),
                 Ok(v) => {

@@ -1,1 +1,214 @@
 use super::*;
+use crate::config::Proto;
+
+fn ok(text: &str) -> Config {
+    match parse(Path::new("/etc/knockd.conf"), text) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected errors: {e:?}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(Path::new("/etc/knockd.conf"), text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+const ISSUE_CONFIG: &str = "[options]
+      LogFile = /var/log/knockd.log
+      interface = eno1
+
+[openSSH4knocker]
+      sequence    = 64001,64099,64024,64005
+      seq_timeout = 30
+      start_command = /sbin/iptables -I INPUT 1 -s %IP% -p tcp --dport 22 -j ACCEPT
+      tcpflags    = syn
+      cmd_timeout = 180
+      stop_command = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+
+[openSSH4everyone]
+      sequence    = 64005,64025,64098,64010
+      seq_timeout = 30
+      command     = /sbin/iptables -I INPUT 1 -p tcp --dport 22 -j ACCEPT
+      tcpflags    = syn
+      cmd_timeout = 180
+      stop_command = /sbin/iptables -D INPUT -p tcp --dport 22 -j ACCEPT
+";
+
+#[test]
+fn reads_the_knockd_example() {
+    let c = ok(ISSUE_CONFIG);
+    assert_eq!(
+        c.options.log_file,
+        Some(PathBuf::from("/var/log/knockd.log"))
+    );
+    assert_eq!(c.options.interface.as_deref(), Some("eno1"));
+    assert_eq!(c.doors.len(), 2);
+    let d = &c.doors[0];
+    assert_eq!(d.name, "openSSH4knocker");
+    let ports: Vec<u16> = d.sequence.iter().map(|s| s.port).collect();
+    assert_eq!(ports, [64001, 64099, 64024, 64005]);
+    assert!(d.sequence.iter().all(|s| s.proto == Proto::Tcp));
+    assert_eq!(d.seq_timeout, Duration::from_secs(30));
+    assert_eq!(d.cmd_timeout, Duration::from_secs(180));
+    assert_eq!(d.flags.set, flag::SYN);
+    assert_eq!(
+        d.start_for("192.0.2.9".parse().unwrap()),
+        Some("/sbin/iptables -I INPUT 1 -s %IP% -p tcp --dport 22 -j ACCEPT")
+    );
+    // `command` is an alias of start_command; the _6 variant falls back to it.
+    let e = &c.doors[1];
+    assert_eq!(
+        e.start_for("2001:db8::9".parse().unwrap()),
+        Some("/sbin/iptables -I INPUT 1 -p tcp --dport 22 -j ACCEPT")
+    );
+}
+
+#[test]
+fn defaults_aliases_and_case() {
+    let c = ok("[Door]\nSEQUENCE = 7000:UDP, 8000 ,9000:tcp\nTimeout = 5\n\
+                COMMAND_6 = six %IP%\nStart_Command = four %IP%\nStop_Command_6 =\n\
+                TCPFlags = syn\ntcpflags = !ack,!Rst\nTarget = 192.0.2.77\n");
+    let d = &c.doors[0];
+    assert_eq!(d.name, "Door");
+    assert_eq!(
+        d.sequence[0],
+        Step {
+            proto: Proto::Udp,
+            port: 7000
+        }
+    );
+    assert_eq!(
+        d.sequence[1],
+        Step {
+            proto: Proto::Tcp,
+            port: 8000
+        }
+    );
+    assert_eq!(d.seq_timeout, Duration::from_secs(5));
+    assert_eq!(d.cmd_timeout, Duration::from_secs(10));
+    assert_eq!(d.flags.set, flag::SYN);
+    assert_eq!(d.flags.clear, flag::ACK | flag::RST);
+    assert_eq!(d.target, Some("192.0.2.77".parse().unwrap()));
+    let v6: IpAddr = "2001:db8::1".parse().unwrap();
+    let v4: IpAddr = "192.0.2.1".parse().unwrap();
+    assert_eq!(d.start_for(v6), Some("six %IP%"));
+    assert_eq!(d.start_for(v4), Some("four %IP%"));
+    // An empty _6 value disables, it does not fall back.
+    assert_eq!(d.stop_for(v6), None);
+    assert_eq!(d.stop_for(v4), None);
+}
+
+#[test]
+fn commands_keep_everything_after_the_first_equals() {
+    let c = ok("[d]\nsequence=1\nstart_command = nft add element x y { %IP% timeout=5s }\n");
+    assert_eq!(
+        c.doors[0].start.as_deref(),
+        Some("nft add element x y { %IP% timeout=5s }")
+    );
+}
+
+#[test]
+fn options_usesyslog_and_ours() {
+    let c = ok(
+        "[options]\nUseSyslog\nPidFile = /run/k.pid\nSweepGuard = no\n\
+                TolerateRepeats = off\nExtendGrants = false\nMaxAttempts = 100\n\
+                StateFile = /tmp/s\n[d]\nsequence = 1\n",
+    );
+    let o = &c.options;
+    assert!(o.use_syslog);
+    assert_eq!(o.pid_file, PathBuf::from("/run/k.pid"));
+    assert!(!o.sweep_guard && !o.tolerate_repeats && !o.extend_grants);
+    assert_eq!(o.max_attempts, 100);
+    assert_eq!(o.state_file, Some(PathBuf::from("/tmp/s")));
+}
+
+#[test]
+fn every_kind_of_mistake_names_file_and_line() {
+    let e = errors(
+        "Interface = eth0\n[options]\nFrobnicate = 1\n[a]\nsequence = 0,22\n[b]\n\
+         sequence = 70000\n[c]\nsequence = 22:icmp\n[d]\nsequence = 22\ntcpflags = syn,fun\n\
+         [e]\nstart_command = x\n[]\n[f]\nsequence = 1\nbogus = 2\n[g]\nsequence = 1\n\
+         seq_timeout = soon\n",
+    );
+    let expect = [
+        "/etc/knockd.conf:1: 'Interface' is outside any section",
+        "/etc/knockd.conf:3: Frobnicate: unknown option 'Frobnicate'",
+        "/etc/knockd.conf:5: sequence: bad port '0'",
+        "/etc/knockd.conf:7: sequence: bad port '70000'",
+        "/etc/knockd.conf:9: sequence: bad protocol 'icmp'",
+        "/etc/knockd.conf:12: tcpflags: unknown TCP flag 'fun'",
+        "/etc/knockd.conf:13: door [e] has no sequence",
+        "/etc/knockd.conf:15: empty section name",
+        "/etc/knockd.conf:18: bogus: unknown key 'bogus'",
+        "/etc/knockd.conf:21: seq_timeout: 'soon': expected a whole number",
+    ];
+    assert_eq!(e.len(), expect.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(expect) {
+        assert!(
+            got.starts_with(want),
+            "{got:?} does not start with {want:?}"
+        );
+    }
+}
+
+#[test]
+fn junk_ports_and_too_long_sequences_are_refused() {
+    for bad in ["abc", "22x", "-1", "", "1,,2", " : tcp"] {
+        assert!(parse_sequence(bad).is_err(), "{bad:?} accepted");
+    }
+    let long: Vec<String> = (1..=33).map(|p| p.to_string()).collect();
+    assert!(parse_sequence(&long.join(",")).is_err());
+    assert_eq!(
+        parse_sequence(&long[..32].join(",")).map(|s| s.len()),
+        Ok(32)
+    );
+}
+
+#[test]
+fn comments_blank_lines_and_options_case() {
+    // Only `[options]` in this exact case is the global section; `[Options]` is a door.
+    let e = errors("# comment\n\n   # indented comment\n[Options]\nlogfile = x\n");
+    assert!(e[0].contains(":5: logfile: unknown key"), "{e:?}");
+}
+
+#[test]
+fn unreadable_file_is_reported() {
+    let e = crate::config::load(Path::new("/nonexistent/knockd.conf")).unwrap_err();
+    assert_eq!(e[0].line, 0);
+    assert!(e[0]
+        .to_string()
+        .starts_with("/nonexistent/knockd.conf: cannot read config file"));
+}
+
+#[test]
+fn one_time_sequences_file() {
+    let dir = std::env::temp_dir().join(format!("lk-onetime-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seqs = dir.join("seqs");
+    std::fs::write(&seqs, "# used already\n  1000,2000:udp\n3000,4000\n").unwrap();
+    let conf = dir.join("knockd.conf");
+    let c = parse(&conf, "[d]\none_time_sequences = seqs\n").unwrap();
+    let d = &c.doors[0];
+    assert_eq!(
+        d.sequence[1],
+        Step {
+            proto: Proto::Udp,
+            port: 2000
+        }
+    );
+    let one = d.one_time.clone().unwrap();
+    assert_eq!(one.line, 2);
+    crate::config::mark_used(&one).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&seqs).unwrap(),
+        "# used already\n  #000,2000:udp\n3000,4000\n"
+    );
+    let (one, seq) = crate::config::OneTime::open(&seqs).unwrap();
+    assert_eq!(seq[0].port, 3000);
+    crate::config::mark_used(&one).unwrap();
+    let (_, seq) = crate::config::OneTime::open(&seqs).unwrap();
+    assert!(seq.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
