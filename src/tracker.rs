@@ -105,7 +105,8 @@ pub struct Tracker {
     slots: Box<[Slot]>,
     free: u32,
     len: usize,
-    /// Open addressing, linear probing: 0 is empty, otherwise slot index + 1.
+    /// Open addressing, linear probing: slot indexes, `NIL` where empty. Filled with `NIL`
+    /// (not zero) so that every page is written, resident and counted from the start.
     index: Box<[u32]>,
     mask: usize,
     hasher: std::collections::hash_map::RandomState,
@@ -137,7 +138,7 @@ impl Tracker {
             slots,
             free: 0,
             len: 0,
-            index: vec![0; size].into_boxed_slice(),
+            index: vec![NIL; size].into_boxed_slice(),
             mask: size - 1,
             hasher: Default::default(),
             doors: vec![EMPTY; doors],
@@ -288,12 +289,12 @@ impl Tracker {
         let mut pos = self.hash(src, door) as usize & self.mask;
         loop {
             let e = self.index[pos];
-            if e == 0 {
+            if e == NIL {
                 return None;
             }
-            let s = &self.slots[e as usize - 1];
+            let s = &self.slots[e as usize];
             if s.src == src && s.door as usize == door {
-                return Some(e - 1);
+                return Some(e);
             }
             pos = (pos + 1) & self.mask;
         }
@@ -334,10 +335,10 @@ impl Tracker {
             fresh: UNLINKED,
         };
         let mut pos = hash as usize & self.mask;
-        while self.index[pos] != 0 {
+        while self.index[pos] != NIL {
             pos = (pos + 1) & self.mask;
         }
-        self.index[pos] = i + 1;
+        self.index[pos] = i;
         let mut list = self.doors[door];
         push_back(&mut self.slots, &mut list, i, by_door);
         self.doors[door] = list;
@@ -364,17 +365,17 @@ impl Tracker {
         }
         // Backward-shift deletion keeps every probe chain unbroken without tombstones.
         let mut hole = s.hash as usize & self.mask;
-        while self.index[hole] != i + 1 {
+        while self.index[hole] != i {
             hole = (hole + 1) & self.mask;
         }
         let mut j = hole;
         loop {
             j = (j + 1) & self.mask;
             let e = self.index[j];
-            if e == 0 {
+            if e == NIL {
                 break;
             }
-            let ideal = self.slots[e as usize - 1].hash as usize & self.mask;
+            let ideal = self.slots[e as usize].hash as usize & self.mask;
             let stays = if hole <= j {
                 hole < ideal && ideal <= j
             } else {
@@ -385,7 +386,7 @@ impl Tracker {
                 hole = j;
             }
         }
-        self.index[hole] = 0;
+        self.index[hole] = NIL;
         let slot = &mut self.slots[i as usize];
         slot.stage = 0;
         slot.fresh = Links {

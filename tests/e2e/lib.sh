@@ -74,7 +74,7 @@ tcp_open() {
 
 # listen_tcp PORT: a TCP listener in the server namespace on every address (stands in for sshd).
 listen_tcp() {
-    in_srv python3 -c '
+    ip netns exec "$SRV" python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET6)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -92,4 +92,76 @@ wait_for() {
     t=$(( $1 * 10 )); shift
     while [ "$t" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; t=$((t - 1)); done
     return 1
+}
+
+# start_daemon CONF [ARGS...]: `latchkey daemon -i eth0 -c CONF -v ARGS` in the server
+# namespace; output in $WORK/daemon.out; sets LK_PID; waits until it listens.
+start_daemon() {
+    conf=$1
+    shift
+    ip netns exec "$SRV" "$LATCHKEY" daemon -i eth0 -c "$conf" -v "$@" >>"$WORK/daemon.out" 2>&1 &
+    LK_PID=$!
+    E2E_PIDS="${E2E_PIDS:-} $LK_PID"
+    wait_for 5 grep -q "listening on eth0 (index" "$WORK/daemon.out" ||
+        e2e_fail "daemon did not start listening: $(tail -5 "$WORK/daemon.out")"
+}
+
+# stop_daemon [SIGNAL]: signals the daemon (TERM by default) and waits for it to exit.
+stop_daemon() {
+    kill "-${1:-TERM}" "$LK_PID" 2>/dev/null
+    wait "$LK_PID" 2>/dev/null
+    LK_RC=$?
+}
+
+# expect DESCRIPTION CMD...: passes when CMD succeeds.
+expect() {
+    d=$1
+    shift
+    if "$@"; then e2e_pass "$d"; else e2e_fail "$d"; fi
+}
+
+# refused NS ADDR PORT: the TCP connect does not complete.
+refused() { ! tcp_open "$@"; }
+
+# reject_ssh: in the server namespace, port 22 is refused unless a rule above lets it in.
+reject_ssh() {
+    in_srv iptables -A INPUT -p tcp --dport 22 -j REJECT
+    in_srv ip6tables -A INPUT -p tcp --dport 22 -j REJECT
+}
+
+# knock_from NS ARGS...: Debian's knock client in namespace NS.
+knock_from() {
+    ns=$1
+    shift
+    ip netns exec "$ns" knock "$@"
+}
+
+# pkt NS ARGS...: crafted packets (tests/e2e/pkt.py) from namespace NS.
+pkt() {
+    ns=$1
+    shift
+    ip netns exec "$ns" python3 "$E2E_ROOT/tests/e2e/pkt.py" "$@"
+}
+
+# logged PATTERN: the daemon's output has a line matching PATTERN (grep -E).
+logged() { grep -Eq "$1" "$WORK/daemon.out"; }
+
+# door NAME SEQUENCE [EXTRA KEY=VALUE LINES...]: a door section whose commands add and remove
+# an iptables rule tagged with the door's name (see has_rule).
+door() {
+    name=$1
+    seq=$2
+    shift 2
+    printf '[%s]\n    sequence = %s\n    seq_timeout = 5\n    cmd_timeout = 3\n' "$name" "$seq"
+    printf '    start_command = iptables -I INPUT 1 -s %%IP%% -p tcp --dport 22 -m comment --comment %s -j ACCEPT\n' "$name"
+    printf '    stop_command = iptables -D INPUT -s %%IP%% -p tcp --dport 22 -m comment --comment %s -j ACCEPT\n' "$name"
+    for kv in "$@"; do printf '    %s\n' "$kv"; done
+}
+
+# has_rule NAME [SRC]: the server's INPUT chain holds door NAME's rule (for SRC).
+has_rule() {
+    in_srv iptables -S INPUT | grep -- "--comment $1 " | grep -q -- "${2:-}"
+}
+has_rule6() {
+    in_srv ip6tables -S INPUT | grep -- "--comment $1 " | grep -q -- "${2:-}"
 }
