@@ -25,7 +25,8 @@ e2e_setup client
 # /etc/hosts inside the client namespace. Removed on exit, before lib.sh's own cleanup.
 mkdir -p "/etc/netns/$CLI"
 printf '192.0.2.1 door.test\n2001:db8::1 door.test\n' >"/etc/netns/$CLI/hosts"
-trap 'rc=$?; rm -rf "/etc/netns/$CLI"; (exit $rc); e2e_cleanup' EXIT
+# rmdir only removes /etc/netns when nothing else uses it (it did not exist before).
+trap 'rc=$?; rm -rf "/etc/netns/$CLI"; rmdir /etc/netns 2>/dev/null; (exit $rc); e2e_cleanup' EXIT
 
 [ -x "$LATCHKEY" ] || { e2e_fail "no binary at $LATCHKEY (set LATCHKEY)"; exit 1; }
 
