@@ -266,12 +266,14 @@ impl Daemon {
                 let c = self.watch.drain();
                 if c.link || c.addr {
                     let had = self.capture.as_ref().map(|c| c.ifindex);
-                    if c.link {
-                        // A link that was deleted and re-created has a new index; a socket
-                        // bound to the old one hears nothing, so bind again.
-                        if iface::index(&self.iface) != had {
-                            self.capture = None;
+                    let now = iface::index(&self.iface);
+                    // A link that was deleted and re-created has a new index; a socket bound
+                    // to the old one hears nothing, so bind again.
+                    if c.link && now != had {
+                        if now.is_none() && had.is_some() {
+                            warn!("interface {} is gone; waiting for it to come back", self.iface);
                         }
+                        self.capture = None;
                     }
                     self.attach();
                     debug!("addresses of {}: {:?}", self.iface, self.addrs);
@@ -334,6 +336,7 @@ impl Daemon {
                     warn!("capture on {}: {e}", self.iface);
                     if e.raw_os_error() != Some(libc::ENETDOWN) {
                         self.capture = None;
+                        self.attach();
                     }
                     return;
                 }
