@@ -271,7 +271,10 @@ impl Daemon {
                     // to the old one hears nothing, so bind again.
                     if c.link && now != had {
                         if now.is_none() && had.is_some() {
-                            warn!("interface {} is gone; waiting for it to come back", self.iface);
+                            warn!(
+                                "interface {} is gone; waiting for it to come back",
+                                self.iface
+                            );
                         }
                         self.capture = None;
                     }

@@ -17,7 +17,7 @@ const CMD_TIMEOUT: usize = 10;
 enum Section {
     None,
     Options,
-    Door(DoorDraft),
+    Door(Box<DoorDraft>),
 }
 
 /// A door while its section is being read; checked when the section ends.
@@ -43,7 +43,7 @@ impl Parser<'_> {
         });
     }
 
-    fn finish_door(&mut self, draft: DoorDraft) {
+    fn finish_door(&mut self, draft: Box<DoorDraft>) {
         if !draft.has_sequence {
             self.error(
                 draft.line,
@@ -132,10 +132,22 @@ impl Parser<'_> {
                 parse_count(value, 1, 86_400 * 365).map(|s| d.seq_timeout = secs(s))
             }
             "cmd_timeout" => parse_count(value, 0, 86_400 * 365).map(|s| d.cmd_timeout = secs(s)),
-            "start_command" | "command" => Ok(d.start = Some(value.to_string())),
-            "start_command_6" | "command_6" => Ok(d.start6 = Some(value.to_string())),
-            "stop_command" => Ok(d.stop = Some(value.to_string())),
-            "stop_command_6" => Ok(d.stop6 = Some(value.to_string())),
+            "start_command" | "command" => {
+                d.start = Some(value.to_string());
+                Ok(())
+            }
+            "start_command_6" | "command_6" => {
+                d.start6 = Some(value.to_string());
+                Ok(())
+            }
+            "stop_command" => {
+                d.stop = Some(value.to_string());
+                Ok(())
+            }
+            "stop_command_6" => {
+                d.stop6 = Some(value.to_string());
+                Ok(())
+            }
             "tcpflags" => parse_flags(value).map(|f| {
                 d.flags.set |= f.set;
                 d.flags.clear |= f.clear;
@@ -194,11 +206,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             } else if name == "options" {
                 Section::Options
             } else {
-                Section::Door(DoorDraft {
+                Section::Door(Box::new(DoorDraft {
                     line: n,
                     has_sequence: false,
                     door: new_door(name),
-                })
+                }))
             };
             continue;
         }
