@@ -252,11 +252,9 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
-        }
+        // Line 0 means the file as a whole (it could not be read); the FILE:LINE shape is
+        // kept so that editors and scripts parse every message the same way.
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
     }
 }
 

@@ -99,10 +99,11 @@ wait_for() {
 start_daemon() {
     conf=$1
     shift
+    n=$(grep -c "listening on eth0 (index" "$WORK/daemon.out" 2>/dev/null)
     ip netns exec "$SRV" "$LATCHKEY" daemon -i eth0 -c "$conf" -v "$@" >>"$WORK/daemon.out" 2>&1 &
     LK_PID=$!
     E2E_PIDS="${E2E_PIDS:-} $LK_PID"
-    wait_for 5 grep -q "listening on eth0 (index" "$WORK/daemon.out" ||
+    wait_for 5 sh -c "[ \$(grep -c 'listening on eth0 (index' '$WORK/daemon.out') -gt ${n:-0} ]" ||
         e2e_fail "daemon did not start listening: $(tail -5 "$WORK/daemon.out")"
 }
 
