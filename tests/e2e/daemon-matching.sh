@@ -27,7 +27,7 @@ printf '2000,2001,2002\n3000:udp,3001\n' >"$WORK/onetime"
 # No -i: the config's `Interface = eth0` is used.
 ip netns exec "$SRV" "$LATCHKEY" daemon -c "$WORK/knockd.conf" -v >>"$WORK/daemon.out" 2>&1 &
 LK_PID=$!
-E2E_PIDS="$E2E_PIDS $LK_PID"
+E2E_PIDS="${E2E_PIDS:-} $LK_PID"
 expect "config with only 'Interface =' listens on eth0" \
     wait_for 5 grep -q "listening on eth0 (index" "$WORK/daemon.out"
 

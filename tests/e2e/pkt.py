@@ -6,6 +6,9 @@
   pkt.py sweep SRC DST FROM TO                one SYN per port, in the order FROM..TO
   pkt.py flood NET DST PORT COUNT             SYNs from COUNT distinct sources in NET/15
   pkt.py noise SRC DST COUNT                  non-candidate traffic: UDP to port 53, ACKs
+  pkt.py tun   NAME                           create tun device NAME (raw IP, no link header)
+                                              and inject the packets read from stdin as
+                                              lines "tcp SRC DST PORT [FLAGS]" (IPv4 or IPv6)
 
 Only for the test namespaces: sources must be 192.0.2.0/24 or 198.18.0.0/15.
 """
@@ -15,7 +18,8 @@ import struct
 import sys
 
 FLAGS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20}
-ALLOWED = [ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("198.18.0.0/15")]
+ALLOWED = [ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("198.18.0.0/15"),
+           ipaddress.ip_network("2001:db8::/32")]
 
 
 def csum(data):
@@ -40,6 +44,34 @@ def tcp(src, dst, sport, dport, flags, seq=1):
     return ip_header(src, dst, 6, len(hdr), seq) + hdr
 
 
+def tcp6(src, dst, sport, dport, flags, seq=1):
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 1024, 0, 0)
+    pseudo = struct.pack("!16s16sI3xB", src, dst, len(hdr), 6)
+    hdr = hdr[:16] + struct.pack("!H", csum(pseudo + hdr)) + hdr[18:]
+    ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(hdr), 6, 64, src, dst)
+    return ip6 + hdr
+
+
+def tun(name):
+    import fcntl
+    import os
+    TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        f = line.split()
+        if not f or f[0] != "tcp":
+            continue
+        src, dst, port = f[1], f[2], int(f[3])
+        check_src(src)
+        flags = sum(FLAGS[c] for c in (f[4] if len(f) > 4 else "S"))
+        if ":" in src:
+            os.write(fd, tcp6(addr(src), addr(dst), 40000, port, flags))
+        else:
+            os.write(fd, tcp(addr(src), addr(dst), 40000, port, flags))
+
+
 def udp(src, dst, sport, dport, data=b"\0"):
     ln = 8 + len(data)
     hdr = struct.pack("!HHHH", sport, dport, ln, 0)
@@ -61,6 +93,8 @@ def check_src(s):
 
 
 def main():
+    if sys.argv[1] == "tun":
+        return tun(sys.argv[2])
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     cmd, args = sys.argv[1], sys.argv[2:]
