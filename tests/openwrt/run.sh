@@ -1,0 +1,244 @@
+#!/bin/sh
+# The OpenWrt service in a throw-away root: installs the .ipk that scripts/mkipk makes from the
+# static x86_64 binary into a directory with busybox (static) and small stand-ins for OpenWrt's
+# shell libraries (stubs/: functions.sh, procd.sh, network.sh, rc.common, logger, uci), runs
+# /etc/init.d/latchkey under chroot and checks the procd calls, the generated daemon config
+# (which the init script also runs through `latchkey check`) and the logged messages.
+# Touches nothing outside the root: no firewall tool exists in it, so `fw` finds no backend.
+#
+#   tests/openwrt/run.sh            (root; needs busybox-static, and scripts/build-cross output)
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN=${LATCHKEY_STATIC:-${CARGO_TARGET_DIR:-$ROOT/target-cross}/x86_64-unknown-linux-musl/release/latchkey}
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+[ -x "$BIN" ] || { echo "run.sh: no static binary at $BIN (scripts/build-cross x86_64-unknown-linux-musl)" >&2; exit 1; }
+[ -x "$BUSYBOX" ] && file -b "$BUSYBOX" | grep -q 'statically linked' || { echo "run.sh: need static busybox (apt-get install busybox-static)" >&2; exit 1; }
+
+W=$(mktemp -d /tmp/latchkey-owrt.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+R=$W/root
+PASS=0 FAIL=0
+ok() { echo "ok   $*"; PASS=$((PASS + 1)); }
+bad() { echo "FAIL $*"; FAIL=$((FAIL + 1)); }
+expect() { # DESCRIPTION FILE EXPECTED-TEXT: FILE must equal the text
+	if [ "$(cat "$2" 2>/dev/null)" = "$3" ]; then ok "$1"; else
+		bad "$1"; echo "--- expected"; echo "$3"; echo "--- got"; cat "$2" 2>/dev/null; echo "---"; fi
+}
+has() { # DESCRIPTION FILE PATTERN (grep -E)
+	if grep -Eq -- "$3" "$2" 2>/dev/null; then ok "$1"; else bad "$1 (no /$3/ in $(basename "$2"))"; cat "$2" 2>/dev/null | sed 's/^/     | /'; fi
+}
+hasnt() { if grep -Eq -- "$3" "$2" 2>/dev/null; then bad "$1 (/$3/ in $(basename "$2"))"; else ok "$1"; fi; }
+in_root() { chroot "$R" /bin/sh -c "$*"; }
+
+# --- the root: busybox, stand-ins, then the package as opkg would unpack it ----------------------
+mkdir -p "$R/bin" "$R/sbin" "$R/usr/bin" "$R/lib/functions" "$R/etc/rc.d" "$R/tmp" "$R/var/run" "$R/var/etc" "$R/usr/lib/opkg/info"
+mkdir -p "$R/dev"; mknod -m 666 "$R/dev/null" c 1 3
+cp "$BUSYBOX" "$R/bin/busybox"
+chroot "$R" /bin/busybox --install -s /bin
+cp "$HERE/stubs/functions.sh" "$R/lib/functions.sh"
+cp "$HERE/stubs/procd.sh" "$HERE/stubs/network.sh" "$R/lib/functions/"
+cp "$HERE/stubs/rc.common" "$R/etc/rc.common"
+rm -f "$R/usr/bin/logger" "$R/bin/logger"; cp "$HERE/stubs/logger" "$R/usr/bin/logger"
+cp "$HERE/stubs/uci" "$R/sbin/uci"
+SOURCE_DATE_EPOCH=0 sh "$ROOT/scripts/mkipk" "$BIN" x86_64 "$W" >/dev/null
+mkdir "$W/ipk" "$W/ipk/c"
+tar -xzf "$W"/latchkey_*_x86_64.ipk -C "$W/ipk"
+tar -xzf "$W/ipk/data.tar.gz" -C "$R"
+tar -xzf "$W/ipk/control.tar.gz" -C "$W/ipk/c"
+for s in postinst prerm prerm-pkg control conffiles; do cp "$W/ipk/c/$s" "$R/usr/lib/opkg/info/latchkey.$s"; done
+
+# --- postinst: runs the uci-defaults (firewall include), enables, starts (disabled by default) ----
+in_root "/usr/lib/opkg/info/latchkey.postinst configure"
+[ -L "$R/etc/rc.d/S95latchkey" ] && [ -L "$R/etc/rc.d/K10latchkey" ] && ok "postinst enabled the service (S95/K10 links)" || bad "postinst enable"
+has "uci-defaults adds the firewall script include" "$R/tmp/uci.log" "set firewall.latchkey.path=/usr/share/latchkey/firewall.include"
+has "uci-defaults marks it reload for fw3 (no /sbin/fw4 here)" "$R/tmp/uci.log" "set firewall.latchkey.reload=1"
+[ ! -e "$R/etc/uci-defaults/90-latchkey" ] && ok "uci-defaults script removed after running" || bad "uci-defaults left behind"
+has "default config is disabled: says so and starts nothing" "$R/tmp/logread" "latchkey daemon.info: disabled"
+hasnt "no instance while disabled" "$R/tmp/procd.log" "open_instance"
+
+# run ACTION with a fresh procd log and logread
+svc() { rm -f "$R/tmp/procd.log" "$R/tmp/logread"; in_root "/etc/init.d/latchkey $1" || true; }
+wan_up() { mkdir -p "$R/var/run/fake-netifd"; echo "$1" > "$R/var/run/fake-netifd/wan"; }
+wan_down() { rm -f "$R/var/run/fake-netifd/wan"; }
+uci_cfg() { cat > "$R/etc/config/latchkey"; }
+
+# --- 1. default example enabled, wan up over PPPoE ---------------------------------------------
+sed '0,/option enabled .0./s//option enabled '"'1'"'/' "$ROOT/openwrt/latchkey/files/latchkey.config" > "$W/cfg"
+uci_cfg < "$W/cfg"
+wan_up pppoe-wan
+svc start
+expect "enabled + wan up: the procd calls" "$R/tmp/procd.log" "open_service latchkey /etc/init.d/latchkey
+open_instance
+set_param command /usr/sbin/latchkey daemon -i pppoe-wan -c /var/etc/latchkey.conf
+set_param env LATCHKEY_FIREWALL=auto
+set_param respawn 3600 5 0
+set_param stdout 1
+set_param stderr 1
+set_param file /var/etc/latchkey.conf
+set_param netdev pppoe-wan
+close_instance
+open_trigger
+add_reload_trigger latchkey
+add_reload_interface_trigger wan
+close_trigger
+close_service"
+expect "generated knockd-format config (the 'nas' door is disabled)" "$R/var/etc/latchkey.conf" "# Generated from /etc/config/latchkey by /etc/init.d/latchkey; edits here are overwritten.
+# For a hand-written knockd-format file set: option config_file '/etc/latchkey.conf'
+[options]
+
+[ssh]
+	sequence      = 7000:tcp,8000:udp,9000:tcp
+	seq_timeout   = 15
+	start_command = /usr/share/latchkey/fw open %IP% tcp 22 30
+	cmd_timeout   = 30
+	stop_command  = /usr/share/latchkey/fw close %IP% tcp 22"
+[ "$(stat -c %a "$R/var/etc/latchkey.conf")" = 600 ] && ok "generated config is 0600" || bad "generated config mode"
+if "$BIN" check -c "$R/var/etc/latchkey.conf" > "$W/check.out" 2>&1; then ok "latchkey check accepts the generated config"; else bad "latchkey check"; cat "$W/check.out"; fi
+
+# --- 2. wan down: wait, no instance, but keep following wan --------------------------------------
+wan_down
+svc start
+has "wan down: logs that it waits" "$R/tmp/logread" "network 'wan' is not up; waiting"
+hasnt "wan down: no instance" "$R/tmp/procd.log" "open_instance"
+has "wan down: interface trigger still set (starts when wan comes up)" "$R/tmp/procd.log" "add_reload_interface_trigger wan"
+
+# --- 3. wan comes up on another device: reload picks it up ---------------------------------------
+wan_up eth1
+svc reload
+has "reload after ifup: follows the new L3 device" "$R/tmp/procd.log" "^set_param command /usr/sbin/latchkey daemon -i eth1 -c /var/etc/latchkey.conf$"
+has "reload: netdev follows" "$R/tmp/procd.log" "^set_param netdev eth1$"
+
+# --- 4. fixed device, verbose, other network, forwarded door with IPv6, tcpflags ----------------
+uci_cfg <<'EOF2'
+config latchkey 'main'
+	option enabled '1'
+	option network 'wan6'
+	option device 'eth9'
+	option verbose '1'
+	option respawn_retry '5'
+
+config door 'nas'
+	list sequence '7100'
+	list sequence '7200:UDP'
+	list sequence '7300:tcp'
+	option seq_timeout '10'
+	option open_time '45'
+	option port '2222'
+	option dest_ip '192.168.1.10'
+	option dest_port '22'
+	option dest_ip6 '2001:db8::10'
+	option tcpflags 'syn,!ack'
+
+config door 'dns'
+	list sequence '5353:udp'
+	option proto 'udp'
+	option port '53'
+EOF2
+svc start
+has "device option: -i eth9" "$R/tmp/procd.log" "^set_param command /usr/sbin/latchkey daemon -i eth9 -c /var/etc/latchkey.conf$"
+has "verbose: -v appended" "$R/tmp/procd.log" "^append_param command -v$"
+has "respawn_retry option" "$R/tmp/procd.log" "^set_param respawn 3600 5 5$"
+hasnt "fixed device: no interface trigger" "$R/tmp/procd.log" "interface_trigger"
+expect "forwarded door and udp door" "$R/var/etc/latchkey.conf" "# Generated from /etc/config/latchkey by /etc/init.d/latchkey; edits here are overwritten.
+# For a hand-written knockd-format file set: option config_file '/etc/latchkey.conf'
+[options]
+
+[nas]
+	sequence      = 7100:tcp,7200:udp,7300:tcp
+	seq_timeout   = 10
+	tcpflags      = syn,!ack
+	start_command = /usr/share/latchkey/fw open %IP% tcp 2222 45 192.168.1.10 22 2001:db8::10
+	cmd_timeout   = 45
+	stop_command  = /usr/share/latchkey/fw close %IP% tcp 2222 192.168.1.10 22 2001:db8::10
+
+[dns]
+	sequence      = 5353:udp
+	seq_timeout   = 15
+	start_command = /usr/share/latchkey/fw open %IP% udp 53 30
+	cmd_timeout   = 30
+	stop_command  = /usr/share/latchkey/fw close %IP% udp 53"
+if "$BIN" check -c "$R/var/etc/latchkey.conf" > "$W/check.out" 2>&1; then ok "latchkey check accepts it"; else bad "latchkey check"; cat "$W/check.out"; fi
+
+# --- 5. bad doors are skipped with their reason; none left = no start -----------------------------
+uci_cfg <<'EOF2'
+config latchkey 'main'
+	option enabled '1'
+	option device 'eth0'
+
+config door 'good'
+	list sequence '1000'
+	option port '22'
+
+config door 'badport'
+	list sequence '1000'
+	list sequence '70000'
+	option port '22'
+
+config door 'noseq'
+	option port '22'
+
+config door 'badfwd'
+	list sequence '1000'
+	option port '22'
+	option dest_ip 'lan-host'
+
+config door 'off'
+	option enabled '0'
+	option port 'nonsense'
+EOF2
+svc start
+has "bad sequence item named" "$R/tmp/logread" "door 'badport': bad sequence item '70000'"
+has "missing sequence named" "$R/tmp/logread" "door 'noseq': no sequence"
+has "bad dest_ip named" "$R/tmp/logread" "door 'badfwd': dest_ip 'lan-host' is not an IPv4 address"
+hasnt "disabled door not even checked" "$R/tmp/logread" "'off'"
+has "the good door still runs" "$R/tmp/procd.log" "^open_instance$"
+[ "$(grep -c '^\[' "$R/var/etc/latchkey.conf")" = 2 ] && ok "only [options] and [good] generated" || bad "door count"; 
+uci_cfg <<'EOF2'
+config latchkey 'main'
+	option enabled '1'
+	option device 'eth0'
+
+config door 'broken'
+	list sequence 'x'
+	option port '22'
+EOF2
+svc start
+has "no usable door: says so" "$R/tmp/logread" "no usable door"
+hasnt "no usable door: no instance" "$R/tmp/procd.log" "open_instance"
+
+# --- 6. option config_file: a knockd-format file used as is ---------------------------------------
+cat > "$R/etc/knockd.conf" <<'EOF2'
+[options]
+	Interface = eth0
+[openSSH]
+	sequence    = 7000,8000,9000
+	seq_timeout = 5
+	command     = /usr/share/latchkey/fw open %IP% tcp 22 10
+	tcpflags    = syn
+EOF2
+uci_cfg <<'EOF2'
+config latchkey 'main'
+	option enabled '1'
+	option network 'wan'
+	option config_file '/etc/knockd.conf'
+EOF2
+wan_up pppoe-wan
+svc start
+has "config_file: passed to the daemon" "$R/tmp/procd.log" "^set_param command /usr/sbin/latchkey daemon -i pppoe-wan -c /etc/knockd.conf$"
+has "config_file: procd watches it" "$R/tmp/procd.log" "^set_param file /etc/knockd.conf$"
+echo "bogus line" >> "$R/etc/knockd.conf"
+svc start
+has "config_file with an error: FILE:LINE in the log" "$R/tmp/logread" "/etc/knockd.conf:8"
+hasnt "config_file with an error: no instance" "$R/tmp/procd.log" "open_instance"
+
+# --- 7. stop closes every door (fw flush), prerm disables -----------------------------------------
+mkdir -p "$R/var/run/latchkey"; echo "999 30 192.0.2.2 tcp 22" > "$R/var/run/latchkey/grants"
+svc stop
+[ ! -e "$R/var/run/latchkey/grants" ] && ok "stop: grants forgotten (fw flush)" || bad "stop: grants file left"
+in_root "/usr/lib/opkg/info/latchkey.prerm remove"
+[ ! -e "$R/etc/rc.d/S95latchkey" ] && ok "prerm disabled the service" || bad "prerm disable"
+has "prerm-pkg drops the firewall include" "$R/tmp/uci.log" "delete firewall.latchkey"
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
