@@ -54,12 +54,42 @@ struct CheckArgs {
     config: Option<PathBuf>,
 }
 
-/// argh knows `--help`; knockd users type `-h`.
+/// Rewrites getopt forms that knockd accepts and argh does not: `--config=FILE`, `-ieth0`,
+/// `-vD`; and `-h`, which argh spells `--help`.
+fn getopt_forms(args: &[&str]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    for a in args {
+        if *a == "-h" {
+            out.push("--help".to_string());
+        } else if let Some((k, v)) = a.strip_prefix("--").and_then(|l| l.split_once('=')) {
+            out.push(format!("--{k}"));
+            out.push(v.to_string());
+        } else if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") {
+            let rest = &a[1..];
+            if rest.starts_with(['i', 'c', 'p', 'g']) {
+                out.push(format!("-{}", &rest[..1]));
+                out.push(rest[1..].to_string());
+            } else if rest.chars().all(|c| "dDvl4Vh".contains(c)) {
+                out.extend(rest.chars().map(|c| {
+                    if c == 'h' {
+                        "--help".to_string()
+                    } else {
+                        format!("-{c}")
+                    }
+                }));
+            } else {
+                out.push(a.to_string());
+            }
+        } else {
+            out.push(a.to_string());
+        }
+    }
+    out
+}
+
 fn parse_args<T: FromArgs>(prog: &str, args: &[&str]) -> Result<T, i32> {
-    let args: Vec<&str> = args
-        .iter()
-        .map(|a| if *a == "-h" { "--help" } else { a })
-        .collect();
+    let owned = getopt_forms(args);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     T::from_args(&[prog], &args).map_err(|e| {
         if e.status.is_ok() {
             println!("{}", e.output);
@@ -249,4 +279,42 @@ fn daemonize() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knockd_getopt_forms() {
+        let a = getopt_forms(&[
+            "-vD",
+            "-ieth1",
+            "--config=/etc/k.conf",
+            "-h",
+            "-4",
+            "-c",
+            "x",
+        ]);
+        assert_eq!(
+            a,
+            [
+                "-v",
+                "-D",
+                "-i",
+                "eth1",
+                "--config",
+                "/etc/k.conf",
+                "--help",
+                "-4",
+                "-c",
+                "x"
+            ]
+        );
+        let d: DaemonArgs = parse_args("knockd", &["-dv", "--interface=wan0", "-p/run/k.pid"])
+            .unwrap_or_else(|_| panic!("parses"));
+        assert!(d.daemon && d.verbose);
+        assert_eq!(d.interface.as_deref(), Some("wan0"));
+        assert_eq!(d.pidfile, Some(PathBuf::from("/run/k.pid")));
+    }
 }

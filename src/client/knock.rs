@@ -5,7 +5,8 @@
 //! can break the sequence it belongs to or the next one. So the socket is made non-blocking,
 //! connect() puts the SYN on the wire, and the socket is closed before any answer: a socket in
 //! SYN-SENT is dropped silently (no RST, no retransmission). The operating-system specific part
-//! is the one function `tcp_syn`, with one version per platform family.
+//! is the one function `tcp_syn`, with one version per platform family: on Windows the close is
+//! made abortive (SO_LINGER {1, 0}) after a short wait, see `SYN_WAIT`.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -114,27 +115,151 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (storage, len as libc::socklen_t)
 }
 
-/// Elsewhere (Windows): std's connect with a timeout far below the first SYN retransmission
-/// (1 s or more on every Windows stack), so one SYN leaves and the socket is dropped before a
-/// second one would. A short wait rather than an immediate close because Windows may still be
-/// queueing the SYN when connect() returns.
-#[cfg(not(unix))]
+/// How long a Windows TCP knock waits for an answer before its socket is torn down.
+///
+/// Far below the first SYN re-send on every Windows stack (after a refusal Winsock retries the
+/// SYN after about 500 ms, KB 175523; a silent port waits the initial RTO, 1 s or 3 s), so the
+/// wait can never cost a second SYN; it only keeps a SYN that Windows may still be queueing
+/// (for instance behind ARP/neighbour discovery) from being thrown away with the socket.
+#[cfg(windows)]
+const SYN_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Windows: the same non-blocking connect, then an abortive close (SO_LINGER {1, 0}).
+///
+/// A pending connect left to itself re-sends its SYN, and even after a refusal Winsock tries
+/// again. std cannot do this: `connect_timeout` creates and closes its socket inside, with a
+/// graceful close, and `set_linger` is unstable and needs a connected stream. So the socket is
+/// made here (windows-sys), then wrapped in a `TcpStream`, whose drop is the `closesocket`.
+/// A hard close deletes the connection attempt at once; in SYN-SENT it sends nothing (RFC 793's
+/// ABORT), and under wine (Linux's stack) the capture shows no RST.
+#[cfg(windows)]
 fn tcp_syn(addr: SocketAddr) -> io::Result<()> {
     use std::net::TcpStream;
-    use std::time::Duration;
+    use std::os::windows::io::{AsRawSocket, FromRawSocket, RawSocket};
+    use windows_sys::Win32::Networking::WinSock as ws;
 
-    match TcpStream::connect_timeout(&addr, Duration::from_millis(50)) {
-        Ok(_) => Ok(()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::TimedOut | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e),
+    winsock_init()?;
+    let family = match addr {
+        SocketAddr::V4(_) => ws::AF_INET,
+        SocketAddr::V6(_) => ws::AF_INET6,
+    };
+    // SAFETY: plain socket() call; the result is checked before use.
+    let raw = unsafe { ws::socket(family.into(), ws::SOCK_STREAM, ws::IPPROTO_TCP) };
+    if raw == ws::INVALID_SOCKET {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: `raw` is a fresh socket that nothing else owns. The stream closes it on every
+    // path out of this function; that close is what ends the connection attempt.
+    let stream = unsafe { TcpStream::from_raw_socket(raw as RawSocket) };
+    let s = stream.as_raw_socket() as ws::SOCKET;
+    stream.set_nonblocking(true)?;
+    let linger = ws::LINGER {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a LINGER of the size passed.
+    let rc = unsafe {
+        ws::setsockopt(
+            s,
+            ws::SOL_SOCKET,
+            ws::SO_LINGER,
+            (&linger as *const ws::LINGER).cast::<u8>(),
+            std::mem::size_of::<ws::LINGER>() as i32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (sa, len) = sockaddr(addr);
+    // SAFETY: `sa` holds a SOCKADDR_IN/SOCKADDR_IN6 of length `len`.
+    let rc = unsafe {
+        ws::connect(
+            s,
+            (&sa as *const ws::SOCKADDR_INET).cast::<ws::SOCKADDR>(),
+            len,
+        )
+    };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(ws::WSAEWOULDBLOCK) {
+            return Err(err);
+        }
+        // The SYN is on its way. Wait for an answer (SYN-ACK, or a refusal where the stack
+        // reports one) or SYN_WAIT, whichever comes first. The outcome does not matter: the
+        // knock has been sent either way, so select's result is not looked at.
+        let mut set = ws::FD_SET {
+            fd_count: 1,
+            fd_array: [0; 64],
+        };
+        set.fd_array[0] = s;
+        let mut except = set;
+        let timeout = ws::TIMEVAL {
+            tv_sec: 0,
+            tv_usec: SYN_WAIT.as_micros() as i32,
+        };
+        // SAFETY: both sets and the timeout are valid for the call; nfds is ignored on Windows.
+        unsafe { ws::select(0, std::ptr::null_mut(), &mut set, &mut except, &timeout) };
+    }
+    Ok(())
+}
+
+/// Starts Winsock once (std does the same lazily, but only inside its own socket calls).
+#[cfg(windows)]
+fn winsock_init() -> io::Result<()> {
+    use std::sync::OnceLock;
+    use windows_sys::Win32::Networking::WinSock as ws;
+
+    static STARTED: OnceLock<i32> = OnceLock::new();
+    let rc = *STARTED.get_or_init(|| {
+        // SAFETY: all-zero bytes are a valid WSADATA, which WSAStartup fills in.
+        let mut data: ws::WSADATA = unsafe { std::mem::zeroed() };
+        // SAFETY: `data` is a valid out-pointer; version 2.2.
+        unsafe { ws::WSAStartup(0x0202, &mut data) }
+    });
+    match rc {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Builds the Winsock address for `addr`.
+#[cfg(windows)]
+fn sockaddr(addr: SocketAddr) -> (windows_sys::Win32::Networking::WinSock::SOCKADDR_INET, i32) {
+    use windows_sys::Win32::Networking::WinSock as ws;
+
+    let mut sa = ws::SOCKADDR_INET::default();
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            sa.Ipv4 = ws::SOCKADDR_IN {
+                sin_family: ws::AF_INET,
+                sin_port: a.port().to_be(),
+                sin_addr: ws::IN_ADDR {
+                    S_un: ws::IN_ADDR_0 {
+                        S_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                },
+                sin_zero: [0; 8],
+            };
+            std::mem::size_of::<ws::SOCKADDR_IN>()
+        }
+        SocketAddr::V6(a) => {
+            sa.Ipv6 = ws::SOCKADDR_IN6 {
+                sin6_family: ws::AF_INET6,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: ws::IN6_ADDR {
+                    u: ws::IN6_ADDR_0 {
+                        Byte: a.ip().octets(),
+                    },
+                },
+                Anonymous: ws::SOCKADDR_IN6_0 {
+                    sin6_scope_id: a.scope_id(),
+                },
+            };
+            std::mem::size_of::<ws::SOCKADDR_IN6>()
+        }
+    };
+    (sa, len as i32)
 }
 
 #[cfg(all(test, unix))]
