@@ -96,3 +96,17 @@ sleep 0.5
 expect "old address no longer counts" closed_all
 stop_daemon
 expect "SIGTERM exits 0" test "$LK_RC" = 0
+
+# Started before its interface exists: it waits (does not exit) and starts listening when the
+# interface appears.
+ip netns exec "$SRV" "$LATCHKEY" daemon -i late0 -c "$WORK/knockd.conf" -v >"$WORK/late.out" 2>&1 &
+late=$!
+E2E_PIDS="${E2E_PIDS:-} $late"
+sleep 1
+expect "daemon waits for a missing interface instead of exiting" kill -0 "$late"
+expect "and says so" grep -q "interface late0 does not exist yet" "$WORK/late.out"
+in_srv ip link add late0 type vxlan id 7 dstport 4789
+in_srv ip link set late0 up
+expect "it starts listening when the interface appears" \
+    wait_for 3 grep -q "listening on late0 (index" "$WORK/late.out"
+kill "$late"
