@@ -1,0 +1,95 @@
+#!/bin/sh
+# End to end on an OpenWrt-shaped router, three namespaces:
+#   phone  (lk-owk-c,  192.0.2.2)  --wan-- router (lk-owk-s, 192.0.2.1 / 198.18.0.1) --lan-- nas (lk-owk-l, 198.18.0.10)
+#   phone2 (lk-owk-c2, 192.0.2.3) on the wan side too, never knocks.
+# The router has a fw4-like table with latchkey's nftables includes, and runs the daemon on a
+# config generated from UCI by the package's own generator. A knock opens WAN port 2222 ->
+# nas:22 for the phone only; it closes at open_time; and it still closes on time when the daemon
+# is killed with SIGKILL in the middle of the grant.
+# Root; namespaces only (lib.sh), never the host's firewall.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/openwrt-lib.sh"
+[ -x "$LATCHKEY" ] || { echo "skip owk: no $LATCHKEY"; exit 0; }
+OPEN=4
+e2e_setup owk
+e2e_host c2 192.0.2.3 2001:db8::3
+PH2=lk-owk-c2
+LAN=lk-owk-l
+export LATCHKEY_RUN=$WORK/run LATCHKEY_FIREWALL=fw4
+
+# the LAN side: router lan0 198.18.0.1/24 <-> nas eth0 198.18.0.10/24, nas routes via the router
+ip netns add "$LAN"
+ip link add lan0 netns "$SRV" type veth peer name eth0 netns "$LAN"
+in_srv ip addr add 198.18.0.1/24 dev lan0; in_srv ip link set lan0 up
+ip -n "$LAN" link set lo up; ip -n "$LAN" addr add 198.18.0.10/24 dev eth0; ip -n "$LAN" link set eth0 up
+ip -n "$LAN" route add default via 198.18.0.1
+in_srv sysctl -qw net.ipv4.ip_forward=1
+ip netns exec "$LAN" python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 22)); s.listen(64)
+while True:
+    c, _ = s.accept(); c.close()
+' &
+E2E_PIDS="${E2E_PIDS:-} $!"
+fw4_load "$SRV" eth0 lan0 || { e2e_fail "fw4-like table"; exit 1; }
+
+# UCI -> daemon config with the package's generator (stand-in functions.sh for config_load)
+mkdir -p "$WORK/config"
+cat > "$WORK/config/latchkey" <<UCI
+config latchkey 'main'
+	option enabled '1'
+	option device 'eth0'
+
+config door 'nas'
+	list sequence '7100'
+	list sequence '7200:udp'
+	list sequence '7300'
+	option seq_timeout '10'
+	option open_time '$OPEN'
+	option port '2222'
+	option dest_ip '198.18.0.10'
+	option dest_port '22'
+UCI
+(
+	. "$E2E_ROOT/tests/openwrt/stubs/functions.sh"
+	LATCHKEY_FW="sh $LATCHKEY_FWSH"
+	. "$OWRT_FILES/uci.sh"
+	UCI_CONFIG_DIR=$WORK/config config_load latchkey
+	latchkey_generate "$WORK/latchkey.conf"
+) || { e2e_fail "generator"; exit 1; }
+"$LATCHKEY" check -c "$WORK/latchkey.conf" > /dev/null && e2e_pass "generated config passes latchkey check" || e2e_fail "latchkey check"
+
+start_daemon() {
+	in_srv "$LATCHKEY" daemon -i eth0 -c "$WORK/latchkey.conf" -v >> "$WORK/daemon.log" 2>&1 &
+	DPID=$!
+	sleep 0.5
+}
+knock() { in_cli "$LATCHKEY" knock -d 100 192.0.2.1 7100 7200:udp 7300 >/dev/null 2>&1; }
+closed() { ! tcp_open "$1" 192.0.2.1 2222; }
+
+start_daemon
+closed "$CLI" && e2e_pass "before knocking: 2222 closed for the phone" || e2e_fail "2222 open before any knock"
+knock
+t0=$(date +%s)
+wait_for 2 tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "knock opens 2222 -> nas:22 for the phone" || e2e_fail "door did not open"
+closed "$PH2" && e2e_pass "phone2 (no knock) still closed" || e2e_fail "phone2 got in"
+tcp_open "$CLI" 198.18.0.10 22 && e2e_fail "LAN host reachable directly" || e2e_pass "only the forwarded port, not the LAN host directly"
+sleep $(( OPEN - 2 - ($(date +%s) - t0) > 0 ? OPEN - 2 - ($(date +%s) - t0) : 0 ))
+tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "still open shortly before open_time" || e2e_fail "closed too early"
+sleep $(( t0 + OPEN + 1 - $(date +%s) > 0 ? t0 + OPEN + 1 - $(date +%s) : 0 ))
+closed "$CLI" && e2e_pass "closed after open_time (${OPEN}s)" || e2e_fail "still open after open_time"
+
+# SIGKILL mid-grant: no stop command will ever run; the kernel's element timeout closes it
+knock
+t0=$(date +%s)
+wait_for 2 tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "second knock opens again" || e2e_fail "second knock"
+kill -9 "$DPID"; wait "$DPID" 2>/dev/null
+e2e_pass "daemon killed with SIGKILL mid-grant"
+tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "grant survives the daemon's death until its time" || e2e_fail "closed at once by the kill"
+sleep $(( t0 + OPEN + 1 - $(date +%s) > 0 ? t0 + OPEN + 1 - $(date +%s) : 0 ))
+closed "$CLI" && e2e_pass "closed on time although the daemon was dead" || e2e_fail "still open after the daemon died"
+[ -z "$(elements "$SRV" latchkey_dnat4)$(elements "$SRV" latchkey_fwd4)" ] && e2e_pass "no element left behind" || e2e_fail "elements left: $(elements "$SRV" latchkey_dnat4)"
+grep -q "OPEN SESAME\|open" "$WORK/daemon.log" && e2e_pass "daemon logged the opening" || e2e_fail "no opening in the daemon log"
+[ "$E2E_FAILS" -eq 0 ] || { echo "--- daemon log"; tail -n 30 "$WORK/daemon.log"; }
