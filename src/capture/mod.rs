@@ -129,6 +129,28 @@ impl Capture {
         }))
     }
 
+    /// Packets the kernel dropped because the socket's queue was full, since the last call
+    /// (the kernel resets the count when it is read).
+    pub fn drops(&self) -> u64 {
+        // SAFETY: tpacket_stats is plain data; the length passed matches it.
+        let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                &mut st as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        if r == 0 {
+            st.tp_drops as u64
+        } else {
+            0
+        }
+    }
+
     /// The descriptor, for poll(2).
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

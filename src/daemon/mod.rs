@@ -6,14 +6,18 @@
 //! handler: SIGHUP reloads (parse first; on an error the old config stays), SIGTERM/SIGINT
 //! close the open doors and exit, SIGUSR1 logs the counters, SIGCHLD reaps commands.
 
+mod actions;
+
 use crate::capture::{filter, Capture};
 use crate::config::{self, Config, Door};
-use crate::grant::{expand, Grant, Grants, Opened};
+use crate::grant::Grants;
 use crate::iface::{self, Addrs, Watch};
 use crate::packet::{self, Dropped};
 use crate::runner::Runner;
-use crate::tracker::{Event, Rules, Tracker};
+use crate::tracker::{Rules, Tracker};
 use crate::{logging, state};
+use actions::Actions;
+pub use actions::Counters;
 use log::{debug, error, info, warn};
 use std::io;
 use std::net::IpAddr;
@@ -30,34 +34,6 @@ pub struct Settings {
     pub ipv4_only: bool,
     /// Log file given with `-g` (wins over the config's `LogFile`).
     pub log_file: Option<std::path::PathBuf>,
-}
-
-/// Counters, logged on SIGUSR1 and at exit.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Counters {
-    /// Packets the filter let through.
-    pub packets: u64,
-    /// Knocks that advanced or completed a sequence.
-    pub knocks: u64,
-    /// Sequences completed.
-    pub opens: u64,
-    /// Packets dropped because their headers were cut short or inconsistent.
-    pub malformed: u64,
-    /// Stage-1 attempts evicted, or first knocks refused, because the table was full.
-    pub evictions: u64,
-}
-
-/// Everything the knock events act on (kept apart from the tracker that emits them).
-struct Actions {
-    cfg: Config,
-    settings: Settings,
-    grants: Grants,
-    runner: Runner,
-    counters: Counters,
-    /// Doors whose one-time sequence moved on: the filter must be rebuilt.
-    doors_changed: bool,
-    /// The grants changed: the state file must be rewritten.
-    grants_changed: bool,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (exit 0) or a fatal error (exit 1).
@@ -389,11 +365,20 @@ impl Daemon {
             }
             match si.ssi_signo as i32 {
                 libc::SIGCHLD => self.act.runner.reap(),
-                libc::SIGUSR1 => self.act.log_counters(&self.tracker),
+                libc::SIGUSR1 => {
+                    self.collect_drops();
+                    self.act.log_counters(&self.tracker)
+                }
                 libc::SIGHUP => self.reload(),
                 libc::SIGTERM | libc::SIGINT => return Some(self.shutdown()),
                 _ => {}
             }
+        }
+    }
+
+    fn collect_drops(&mut self) {
+        if let Some(c) = &self.capture {
+            self.act.counters.kernel_drops += c.drops();
         }
     }
 
@@ -432,6 +417,7 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) -> i32 {
+        self.collect_drops();
         let act = &mut self.act;
         if act.cfg.options.close_on_exit {
             let mut open = Vec::new();
@@ -456,143 +442,5 @@ fn pollfd(fd: i32) -> libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
-    }
-}
-
-impl Actions {
-    fn on_event(&mut self, e: Event, now: Instant) {
-        match e {
-            Event::Stage { door, src, stage } => {
-                self.counters.knocks += 1;
-                info!("{src}: {}: Stage {stage}", self.cfg.doors[door].name);
-            }
-            Event::Open { door, src } => {
-                self.counters.knocks += 1;
-                self.counters.opens += 1;
-                let d = self.cfg.doors[door].clone();
-                info!("{src}: {}: OPEN SESAME", d.name);
-                self.open(&d, src, now);
-                if d.one_time.is_some() {
-                    self.next_one_time(door);
-                }
-            }
-            Event::Wrong { door, src, stage } => {
-                debug!(
-                    "{src}: {}: wrong knock at stage {stage}",
-                    self.cfg.doors[door].name
-                );
-            }
-            Event::Timeout { door, src, stage } => {
-                info!(
-                    "{src}: {}: sequence timeout (stage {stage})",
-                    self.cfg.doors[door].name
-                );
-            }
-            Event::Evicted { door, src } => {
-                self.counters.evictions += 1;
-                debug!(
-                    "{src}: {}: attempt evicted (table full)",
-                    self.cfg.doors[door].name
-                );
-            }
-            Event::Refused { door, src } => {
-                self.counters.evictions += 1;
-                debug!(
-                    "{src}: {}: first knock refused (table full)",
-                    self.cfg.doors[door].name
-                );
-            }
-        }
-    }
-
-    fn open(&mut self, d: &Rc<Door>, src: IpAddr, now: Instant) {
-        match self
-            .grants
-            .open(d, src, now, self.cfg.options.extend_grants)
-        {
-            Opened::Start => {
-                if let Some(cmd) = d.start_for(src) {
-                    self.runner.submit(&d.name, expand(cmd, src));
-                }
-                self.grants_changed = true;
-            }
-            Opened::Extend => {
-                info!(
-                    "{src}: {}: already open, extended by {} s",
-                    d.name,
-                    d.cmd_timeout.as_secs()
-                );
-                self.grants_changed = true;
-            }
-            Opened::Full => {
-                self.runner.failures += 1;
-                error!("{src}: {}: too many open grants; not opening", d.name);
-            }
-        }
-    }
-
-    fn close(&mut self, g: Grant, why: &str) {
-        info!("{}: {}: {why}", g.src, g.door.name);
-        if let Some(cmd) = g.door.stop_for(g.src) {
-            self.runner.submit(&g.door.name, expand(cmd, g.src));
-        }
-        self.grants_changed = true;
-    }
-
-    /// Marks the used one-time sequence and makes the next one live.
-    fn next_one_time(&mut self, door: usize) {
-        let d = &self.cfg.doors[door];
-        let Some(one) = &d.one_time else {
-            return;
-        };
-        if let Err(e) = config::mark_used(one) {
-            error!(
-                "{}: cannot mark one-time sequence used in {}: {e}",
-                d.name,
-                one.path.display()
-            );
-        }
-        let mut next = (**d).clone();
-        match config::OneTime::open(&one.path) {
-            Ok((one, seq)) => {
-                if seq.is_empty() {
-                    info!(
-                        "{}: no one-time sequences left; door closed for good",
-                        d.name
-                    );
-                }
-                next.sequence = seq;
-                next.one_time = Some(one);
-            }
-            Err(errors) => {
-                for e in errors {
-                    error!("{e}");
-                }
-                next.sequence = config::Sequence::new();
-            }
-        }
-        let mut doors = self.cfg.doors.to_vec();
-        doors[door] = Rc::new(next);
-        self.cfg.doors = doors.into();
-        self.doors_changed = true;
-    }
-
-    fn log_counters(&self, t: &Tracker) {
-        let c = &self.counters;
-        let o = &self.cfg.options;
-        info!(
-            "counters: packets {}, knocks {}, opens {}, malformed {}, evictions {}, \
-             command failures {}, attempts {}/{}, grants {}/{}",
-            c.packets,
-            c.knocks,
-            c.opens,
-            c.malformed,
-            c.evictions,
-            self.runner.failures,
-            t.len(),
-            o.max_attempts,
-            self.grants.len(),
-            o.max_grants
-        );
     }
 }
