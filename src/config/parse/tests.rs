@@ -179,7 +179,7 @@ fn unreadable_file_is_reported() {
     assert_eq!(e[0].line, 0);
     assert!(e[0]
         .to_string()
-        .starts_with("/nonexistent/knockd.conf: cannot read config file"));
+        .starts_with("/nonexistent/knockd.conf:0: cannot read config file"));
 }
 
 #[test]
