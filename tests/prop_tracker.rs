@@ -401,7 +401,8 @@ fn noise(
             0,
             junk,
         ]);
-        let dst = ip(*rng.pick(&[LOCAL4, LOCAL6, TARGET4, TARGET6, ELSEWHERE]));
+        let dst: &&str = rng.pick(&[LOCAL4, LOCAL6, TARGET4, TARGET6, ELSEWHERE]);
+        let dst = ip(dst);
         let k = knock(src, dst, Step { proto, port }, flags);
         match door {
             Some(d) if concerns(&doors[d], rules, &k) => continue,
@@ -508,8 +509,7 @@ fn traffic(
             // A retransmit of a knock: harmless when repeats are tolerated (Clean only), unless
             // the next step is the same knock (then the copy is the next step).
             let next_differs = steps.get(i + 1).is_none_or(|n| n.0 != step);
-            if intent == Intent::Clean && rules.tolerate_repeats && next_differs && rng.chance(15)
-            {
+            if intent == Intent::Clean && rules.tolerate_repeats && next_differs && rng.chance(15) {
                 push(&mut packets, t, k, None);
             }
         }
@@ -658,7 +658,6 @@ fn eviction() {
         let n = 1 + rng.below(6) as usize;
         let (sources, mut packets) = traffic(&mut rng, &doors, &rules, n);
         // A flood of spoofed first knocks, from many sources, all along the time line.
-        let mut order = packets.len();
         for i in 0..200 + rng.below(300) {
             let d = rng.below(doors.len() as u64) as usize;
             let door = &doors[d];
@@ -666,10 +665,9 @@ fn eviction() {
                 .parse()
                 .unwrap();
             let dst = door.target.unwrap_or(ip(LOCAL4));
-            order += 1;
             packets.push(Packet {
                 at_ms: rng.below(30_000),
-                order,
+                order: packets.len() + 1,
                 knock: knock(addr, dst, door.sequence[0], good_flags(door)),
                 last_of: None,
             });
@@ -719,9 +717,10 @@ fn eviction() {
         // (an attempt past stage 1 is never evicted: checked above).
         for s in sources.iter().filter(|s| s.intent == Intent::Clean) {
             let (door, src) = (s.door, s.addr);
-            let pushed_out = events.iter().flatten().any(|e| {
-                *e == Event::Evicted { door, src } || *e == Event::Refused { door, src }
-            });
+            let pushed_out = events
+                .iter()
+                .flatten()
+                .any(|e| *e == Event::Evicted { door, src } || *e == Event::Refused { door, src });
             if !pushed_out {
                 assert!(
                     !opens(&events, src, door).is_empty(),

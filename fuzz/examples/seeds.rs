@@ -23,7 +23,9 @@ const S4: [u8; 4] = [192, 0, 2, 1];
 const T4: [u8; 4] = [192, 0, 2, 50];
 const C6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 const S6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-const T6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x50];
+const T6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x50,
+];
 
 /// A knock as the seeds describe it.
 #[derive(Clone, Copy)]
@@ -188,12 +190,11 @@ fn packet_seeds() -> Vec<Seed> {
     s.opens.push(0);
     seeds.push(s);
     // Slow: the window (5 s) passes before the last knock.
-    seeds.push(
-        seed("ssh-too-slow", r, &[])
-            .v4(ssh[0])
-            .v4(ssh[1])
-            .at(51, IPV4, &v4(C4, S4, ssh[2])),
-    );
+    seeds.push(seed("ssh-too-slow", r, &[]).v4(ssh[0]).v4(ssh[1]).at(
+        51,
+        IPV4,
+        &v4(C4, S4, ssh[2]),
+    ));
     seeds.push(
         seed("ssh-in-time", r, &[0])
             .v4(ssh[0])
@@ -201,7 +202,12 @@ fn packet_seeds() -> Vec<Seed> {
             .at(20, IPV4, &v4(C4, S4, ssh[2])),
     );
     // Wrong order; a retransmitted first knock (tolerated, then not).
-    seeds.push(seed("ssh-wrong-order", r, &[]).v4(ssh[0]).v4(ssh[2]).v4(ssh[1]));
+    seeds.push(
+        seed("ssh-wrong-order", r, &[])
+            .v4(ssh[0])
+            .v4(ssh[2])
+            .v4(ssh[1]),
+    );
     let s = seed("ssh-repeat", r, &[0]).v4(ssh[0]).v4(ssh[0]);
     seeds.push(s.v4(ssh[1]).v4(ssh[1]).v4(ssh[2]));
     let s = seed("ssh-repeat-plain", plain, &[0]).v4(ssh[0]).v4(ssh[0]);
@@ -217,10 +223,14 @@ fn packet_seeds() -> Vec<Seed> {
         s = s.v4(K::Tcp(p, SYN));
     }
     seeds.push(s.v4(ssh[2]));
-    let s = seed("established", r, &[0]).v4(ssh[0]).v4(K::Tcp(7001, ACK));
+    let s = seed("established", r, &[0])
+        .v4(ssh[0])
+        .v4(K::Tcp(7001, ACK));
     seeds.push(s.v4(ssh[1]).v4(K::Tcp(8999, ACK | FIN)).v4(ssh[2]));
     // Other doors: reverse (no flags), one UDP knock, Target with a repeated port, IPv6 Target.
-    let s = seed("reverse", r, &[1]).v4(K::Tcp(9000, ACK)).v4(K::Udp(8000));
+    let s = seed("reverse", r, &[1])
+        .v4(K::Tcp(9000, ACK))
+        .v4(K::Udp(8000));
     seeds.push(s.v4(K::Tcp(7000, FIN)));
     seeds.push(seed("dns", r, &[2, 2]).v4(K::Udp(53)).v6(K::Udp(53)));
     let mut s = seed("target", r, &[3]);

@@ -107,7 +107,9 @@ pub fn rules_from(b: u8) -> Rules {
 
 /// The inverse of [`rules_from`], for the seed generator.
 pub fn rules_byte(r: Rules) -> u8 {
-    (r.sweep_guard as u8) | ((r.tolerate_repeats as u8) << 1) | ((r.sweep_window.min(63) as u8) << 2)
+    (r.sweep_guard as u8)
+        | ((r.tolerate_repeats as u8) << 1)
+        | ((r.sweep_window.min(63) as u8) << 2)
 }
 
 /// Appends one frame in the layout [`frames`] reads (`advance` in whole 100 ms units).
@@ -121,7 +123,11 @@ pub fn push_frame(out: &mut Vec<u8>, et: u16, pkttype: u8, advance_100ms: u8, by
     };
     let unit = if advance_100ms == 0 { 0 } else { 2 << 6 };
     assert!(bytes.len() < 255, "seed frames are short");
-    out.extend([sel | ((pkttype & 7) << 3) | unit, advance_100ms, bytes.len() as u8]);
+    out.extend([
+        sel | ((pkttype & 7) << 3) | unit,
+        advance_100ms,
+        bytes.len() as u8,
+    ]);
     if sel == 4 {
         out.extend(et.to_be_bytes());
     }
@@ -383,7 +389,10 @@ pub fn knockd_config(data: &[u8]) {
                 };
                 let max = body.lines().count();
                 assert!(e.line <= max, "{e}: line {} past {max}", e.line);
-                assert!(e.line > 0 || body.is_empty(), "{e}: line 0 for a readable file");
+                assert!(
+                    e.line > 0 || body.is_empty(),
+                    "{e}: line 0 for a readable file"
+                );
             }
         }
         Ok(cfg) => {
@@ -405,7 +414,11 @@ pub fn knockd_config(data: &[u8]) {
                 assert!(v.windows(2).all(|w| w[0] < w[1]), "ports not sorted: {v:?}");
             }
             let prog = filter::program(&ports, true);
-            assert!(prog.len() <= filter::MAX_INSNS, "{} instructions", prog.len());
+            assert!(
+                prog.len() <= filter::MAX_INSNS,
+                "{} instructions",
+                prog.len()
+            );
             assert!((16..=1 << 20).contains(&o.max_attempts), "MaxAttempts");
         }
     }
@@ -442,7 +455,10 @@ pub fn saved_hosts(data: &[u8]) {
                 hosts: hosts.clone(),
             };
             for h in &hosts {
-                assert!(!h.names.is_empty() && (1..=lines).contains(&h.line), "{h:?}");
+                assert!(
+                    !h.names.is_empty() && (1..=lines).contains(&h.line),
+                    "{h:?}"
+                );
                 for n in &h.names {
                     assert!(seen.insert(n.clone()), "{n} defined twice");
                     assert!(!n.is_empty() && !n.contains(char::is_whitespace), "{n:?}");
