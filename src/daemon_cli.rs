@@ -3,59 +3,115 @@
 use crate::config::{self, Config, Door};
 use crate::daemon::{self, Settings};
 use crate::logging;
-use argh::FromArgs;
 use log::LevelFilter;
 use std::path::{Path, PathBuf};
 
 /// Default config file, as knockd's.
 const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
 
-#[derive(FromArgs)]
-/// Watch an interface for port-knock sequences and run the doors' commands (knockd's options).
+const DAEMON_USAGE: &str = "usage: latchkey daemon [options]    (knockd's command line)
+
+Watch an interface for port-knock sequences and run the doors' commands.
+
+  -i, --interface IF   interface to listen on (default: the config's Interface, else eth0)
+  -c, --config FILE    config file (default /etc/knockd.conf)
+  -d, --daemon         run in the background (writes the PID file)
+  -D, --debug          print debugging messages
+  -v, --verbose        be verbose (knock lines on stderr)
+  -l, --lookup         accepted for knockd's sake; latchkey never blocks on DNS lookups
+  -4, --only-ip-v4     ignore IPv6 packets
+  -p, --pidfile FILE   PID file (default: the config's PidFile, /var/run/knockd.pid)
+  -g, --logfile FILE   log file (default: the config's LogFile)
+  -V, --version        print the version and exit
+  -h, --help           print this help";
+
+const CHECK_USAGE: &str = "usage: latchkey check [-c FILE]
+
+Parse a knockd config and print the doors as understood (exit 0), or every mistake as
+FILE:LINE: what was wrong and what was expected (exit 1).
+
+  -c, --config FILE    config file (default /etc/knockd.conf)";
+
+/// knockd's options, as given.
+#[derive(Debug, Default)]
 struct DaemonArgs {
-    /// network interface to listen on (default: the config's Interface, else eth0)
-    #[argh(option, short = 'i')]
     interface: Option<String>,
-    /// config file (default /etc/knockd.conf)
-    #[argh(option, short = 'c')]
     config: Option<PathBuf>,
-    /// run in the background (writes the PID file)
-    #[argh(switch, short = 'd')]
     daemon: bool,
-    /// print debugging messages
-    #[argh(switch, short = 'D')]
     debug: bool,
-    /// be verbose (knock lines on stderr)
-    #[argh(switch, short = 'v')]
     verbose: bool,
-    /// look up DNS names for log lines (accepted; latchkey never blocks on DNS)
-    #[argh(switch, short = 'l')]
     lookup: bool,
-    /// ignore IPv6 packets
-    #[argh(switch, short = '4', long = "only-ip-v4")]
     only_ip_v4: bool,
-    /// PID file (default: the config's PidFile, /var/run/knockd.pid)
-    #[argh(option, short = 'p')]
     pidfile: Option<PathBuf>,
-    /// log file (default: the config's LogFile)
-    #[argh(option, short = 'g')]
     logfile: Option<PathBuf>,
-    /// print the version and exit
-    #[argh(switch, short = 'V')]
     version: bool,
 }
 
-#[derive(FromArgs)]
-/// Parse a knockd config and print the doors as understood (exit 0), or every error as
-/// FILE:LINE: message (exit 1).
-struct CheckArgs {
-    /// config file (default /etc/knockd.conf)
-    #[argh(option, short = 'c')]
-    config: Option<PathBuf>,
+/// Parses knockd's options (hand-written: knockd users type getopt forms, and a derive
+/// crate cost more bytes than this on an 8 MiB-flash router). `Ok(None)` means `--help`.
+fn parse_daemon(args: &[&str]) -> Result<Option<DaemonArgs>, String> {
+    let args = getopt_forms(args);
+    let mut a = DaemonArgs::default();
+    let mut it = args.iter();
+    while let Some(opt) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("option {opt} needs a value"))
+        };
+        match opt.as_str() {
+            "-i" | "--interface" => a.interface = Some(value()?),
+            "-c" | "--config" => a.config = Some(value()?.into()),
+            "-p" | "--pidfile" => a.pidfile = Some(value()?.into()),
+            "-g" | "--logfile" => a.logfile = Some(value()?.into()),
+            "-d" | "--daemon" => a.daemon = true,
+            "-D" | "--debug" => a.debug = true,
+            "-v" | "--verbose" => a.verbose = true,
+            "-l" | "--lookup" => a.lookup = true,
+            "-4" | "--only-ip-v4" => a.only_ip_v4 = true,
+            "-V" | "--version" => a.version = true,
+            "--help" => return Ok(None),
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    Ok(Some(a))
 }
 
-/// Rewrites getopt forms that knockd accepts and argh does not: `--config=FILE`, `-ieth0`,
-/// `-vD`; and `-h`, which argh spells `--help`.
+/// Parses `check`'s options; `Ok(None)` means `--help`.
+fn parse_check(args: &[&str]) -> Result<Option<Option<PathBuf>>, String> {
+    let args = getopt_forms(args);
+    let mut config = None;
+    let mut it = args.iter();
+    while let Some(opt) = it.next() {
+        match opt.as_str() {
+            "-c" | "--config" => match it.next() {
+                Some(v) => config = Some(PathBuf::from(v)),
+                None => return Err(format!("option {opt} needs a value")),
+            },
+            "--help" => return Ok(None),
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    Ok(Some(config))
+}
+
+/// Prints usage for `--help` (exit 0) or an error and usage (exit 2).
+fn usage<T>(prog: &str, text: &str, parsed: Result<Option<T>, String>) -> Result<T, i32> {
+    match parsed {
+        Ok(Some(a)) => Ok(a),
+        Ok(None) => {
+            println!("{text}");
+            Err(0)
+        }
+        Err(e) => {
+            eprintln!("{prog}: {e}\n{text}");
+            Err(2)
+        }
+    }
+}
+
+/// Rewrites knockd's getopt forms into one option per argument: `--config=FILE`, `-ieth0`,
+/// `-vD`; and `-h` into `--help`.
 fn getopt_forms(args: &[&str]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     for a in args {
@@ -87,20 +143,6 @@ fn getopt_forms(args: &[&str]) -> Vec<String> {
     out
 }
 
-fn parse_args<T: FromArgs>(prog: &str, args: &[&str]) -> Result<T, i32> {
-    let owned = getopt_forms(args);
-    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-    T::from_args(&[prog], &args).map_err(|e| {
-        if e.status.is_ok() {
-            println!("{}", e.output);
-            0
-        } else {
-            eprintln!("{}", e.output);
-            2
-        }
-    })
-}
-
 fn load(path: &Path, prog: &str) -> Result<Config, i32> {
     config::load(path).map_err(|errors| {
         for e in &errors {
@@ -113,11 +155,11 @@ fn load(path: &Path, prog: &str) -> Result<Config, i32> {
 
 /// Runs `latchkey check`.
 pub fn check(prog: &str, args: &[&str]) -> i32 {
-    let a: CheckArgs = match parse_args(prog, args) {
-        Ok(a) => a,
+    let config = match usage(prog, CHECK_USAGE, parse_check(args)) {
+        Ok(c) => c,
         Err(code) => return code,
     };
-    let path = a.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+    let path = config.unwrap_or_else(|| DEFAULT_CONFIG.into());
     match load(&path, prog) {
         Ok(cfg) => {
             print!("{}", describe(&cfg));
@@ -192,7 +234,7 @@ fn describe_door(d: &Door) -> String {
 
 /// Runs `latchkey daemon` (or `knockd`).
 pub fn run(prog: &str, args: &[&str]) -> i32 {
-    let a: DaemonArgs = match parse_args(prog, args) {
+    let a = match usage(prog, DAEMON_USAGE, parse_daemon(args)) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -218,9 +260,9 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
     };
     let log_file = a.logfile.clone().or_else(|| cfg.options.log_file.clone());
     let ident = if prog == "knockd" {
-        c"knockd"
+        "knockd"
     } else {
-        c"latchkey"
+        "latchkey"
     };
     if let Err(e) = logging::configure(log_file.as_deref(), cfg.options.use_syslog, ident) {
         eprintln!("{prog}: cannot open log file: {e}");
@@ -311,10 +353,18 @@ mod tests {
                 "x"
             ]
         );
-        let d: DaemonArgs = parse_args("knockd", &["-dv", "--interface=wan0", "-p/run/k.pid"])
-            .unwrap_or_else(|_| panic!("parses"));
+        let d = parse_daemon(&["-dv", "--interface=wan0", "-p/run/k.pid"])
+            .unwrap()
+            .unwrap();
         assert!(d.daemon && d.verbose);
         assert_eq!(d.interface.as_deref(), Some("wan0"));
         assert_eq!(d.pidfile, Some(PathBuf::from("/run/k.pid")));
+        assert!(parse_daemon(&["-h"]).unwrap().is_none());
+        assert!(parse_daemon(&["-x"]).is_err());
+        assert!(parse_daemon(&["-i"]).is_err());
+        assert_eq!(
+            parse_check(&["-c", "/etc/x"]).unwrap(),
+            Some(Some(PathBuf::from("/etc/x")))
+        );
     }
 }

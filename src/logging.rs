@@ -8,22 +8,29 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 struct State {
     file: Option<File>,
     path: Option<PathBuf>,
-    syslog: bool,
+    /// The syslog socket, and the ident to send with each line.
+    syslog: Option<(Option<UnixDatagram>, &'static str)>,
     stderr: LevelFilter,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     file: None,
     path: None,
-    syslog: false,
+    syslog: None,
     stderr: LevelFilter::Warn,
 });
+
+/// Where syslogd (and OpenWrt's logd) read from.
+const DEV_LOG: &str = "/dev/log";
+/// `LOG_DAEMON`, shifted into place.
+const FACILITY: u8 = 3 << 3;
 
 struct Logger;
 static LOGGER: Logger = Logger;
@@ -37,29 +44,59 @@ pub fn init(stderr: LevelFilter) {
         s.stderr = stderr.max(LevelFilter::Warn);
     }
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(stderr.max(LevelFilter::Info));
+    log::set_max_level(stderr.max(LevelFilter::Warn));
 }
 
 /// Sends the knock lines to `path` (appending) and/or syslog under `ident`.
-pub fn configure(
-    path: Option<&Path>,
-    syslog: bool,
-    ident: &'static std::ffi::CStr,
-) -> std::io::Result<()> {
+pub fn configure(path: Option<&Path>, syslog: bool, ident: &'static str) -> std::io::Result<()> {
     let file = match path {
         Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
         None => None,
     };
-    if syslog {
-        // SAFETY: `ident` is 'static as openlog requires; the flags are plain integers.
-        unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
-    }
     if let Ok(mut s) = STATE.lock() {
         s.file = file;
         s.path = path.map(Path::to_path_buf);
-        s.syslog = syslog;
+        s.syslog = syslog.then(|| (connect(), ident));
+        // Format the knock lines only when something will take them.
+        if s.file.is_some() || s.syslog.is_some() {
+            log::set_max_level(s.stderr.max(LevelFilter::Info));
+        } else {
+            log::set_max_level(s.stderr);
+        }
     }
     Ok(())
+}
+
+fn connect() -> Option<UnixDatagram> {
+    let sock = UnixDatagram::unbound().ok()?;
+    sock.connect(DEV_LOG).ok()?;
+    Some(sock)
+}
+
+/// Sends one line to syslog, in the classic `<PRI>ident[pid]: message` form; reconnects
+/// once if syslogd was restarted since.
+fn send_syslog(conn: &mut Option<UnixDatagram>, ident: &str, level: Level, msg: &str) {
+    let sev = match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 5,
+        _ => 7,
+    };
+    let mut line = Line::new();
+    let _ = write!(
+        line,
+        "<{}>{ident}[{}]: {msg}",
+        FACILITY + sev,
+        std::process::id()
+    );
+    for _ in 0..2 {
+        if let Some(c) = conn.as_ref() {
+            if c.send(line.as_bytes()).is_ok() {
+                return;
+            }
+        }
+        *conn = connect();
+    }
 }
 
 /// Reopens the log file (after logrotate moved it; done on SIGHUP).
@@ -114,17 +151,8 @@ impl Log for Logger {
                 let _ = line.push('\n');
                 let _ = f.write_all(line.as_bytes());
             }
-            if s.syslog {
-                let prio = match r.level() {
-                    Level::Error => libc::LOG_ERR,
-                    Level::Warn => libc::LOG_WARNING,
-                    _ => libc::LOG_NOTICE,
-                };
-                let mut c = [0u8; 2049];
-                c[..msg.len()].copy_from_slice(msg.as_bytes());
-                // SAFETY: `c` is NUL-terminated (msg is at most 2048 bytes); "%s" keeps the
-                // message literal.
-                unsafe { libc::syslog(prio, c"%s".as_ptr(), c.as_ptr() as *const libc::c_char) };
+            if let Some((conn, ident)) = s.syslog.as_mut() {
+                send_syslog(conn, ident, r.level(), &msg);
             }
         }
         if r.level() <= s.stderr {

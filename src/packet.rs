@@ -8,7 +8,10 @@
 //! are cut short, inconsistent, or not TCP/UDP is reported as [`Dropped`], never trusted.
 
 use crate::config::Proto;
-use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{
+    ip_number, IpNumber, Ipv4HeaderSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice, TcpHeaderSlice,
+    UdpHeaderSlice,
+};
 use std::net::IpAddr;
 
 /// Ethertypes the capture deals with.
@@ -49,8 +52,9 @@ pub enum Dropped {
     Malformed,
 }
 
-/// How many VLAN tags deep we look before giving up.
-const MAX_TAGS: usize = 2;
+/// How many VLAN tags deep we look (as deep as the kernel filter does: the kernel itself
+/// strips the outer tag before a packet socket sees it).
+const MAX_TAGS: usize = 1;
 
 /// Parses the bytes of a cooked capture (`bytes` starts at the network header) whose link
 /// layer said `ethertype`.
@@ -66,56 +70,53 @@ pub fn parse(mut ethertype: u16, mut bytes: &[u8]) -> Result<Knock, Dropped> {
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         bytes = &bytes[4..];
     }
-    let version = match ethertype {
-        ethertype::IPV4 => 4,
-        ethertype::IPV6 => 6,
+    // Only the headers a knock needs are parsed (IP, IPv6 extensions, TCP or UDP): smaller
+    // code than etherparse's whole-packet slicer, and nothing past the transport header.
+    let (src, dst, proto, rest) = match ethertype {
+        ethertype::IPV4 => {
+            let ip = Ipv4HeaderSlice::from_slice(bytes).map_err(|_| Dropped::Malformed)?;
+            if ip.fragments_offset().value() != 0 {
+                return Err(Dropped::NotTransport); // a later fragment: no ports in it
+            }
+            let rest = &bytes[ip.slice().len()..];
+            let (src, dst) = (ip.source_addr().into(), ip.destination_addr().into());
+            (src, dst, ip.protocol(), rest)
+        }
+        ethertype::IPV6 => {
+            let ip = Ipv6HeaderSlice::from_slice(bytes).map_err(|_| Dropped::Malformed)?;
+            let after = &bytes[ip.slice().len()..];
+            let (exts, proto, rest) = Ipv6ExtensionsSlice::from_slice(ip.next_header(), after)
+                .map_err(|_| Dropped::Malformed)?;
+            if exts.is_fragmenting_payload() {
+                return Err(Dropped::NotTransport);
+            }
+            let (src, dst) = (ip.source_addr().into(), ip.destination_addr().into());
+            (src, dst, proto, rest)
+        }
         _ => return Err(Dropped::NotIp),
     };
-    if bytes.first().map(|b| b >> 4) != Some(version) {
-        return Err(Dropped::Malformed);
-    }
-    let sliced = LaxSlicedPacket::from_ip(bytes).map_err(|_| Dropped::Malformed)?;
-    let (src, dst) = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(ip)) => {
-            let h = ip.header();
+    let (proto, port, flags) = match proto {
+        ip_number::TCP => {
+            let tcp = TcpHeaderSlice::from_slice(rest).map_err(|_| Dropped::Malformed)?;
             (
-                IpAddr::V4(h.source_addr()),
-                IpAddr::V4(h.destination_addr()),
+                Proto::Tcp,
+                tcp.destination_port(),
+                tcp.slice().get(13).copied().unwrap_or(0),
             )
         }
-        Some(LaxNetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            (
-                IpAddr::V6(h.source_addr()),
-                IpAddr::V6(h.destination_addr()),
-            )
+        ip_number::UDP => {
+            let udp = UdpHeaderSlice::from_slice(rest).map_err(|_| Dropped::Malformed)?;
+            (Proto::Udp, udp.destination_port(), 0)
         }
-        _ => return Err(Dropped::Malformed),
+        IpNumber(_) => return Err(Dropped::NotTransport),
     };
-    match &sliced.transport {
-        Some(TransportSlice::Tcp(tcp)) => {
-            let flags = tcp.header_slice().get(13).copied().unwrap_or(0);
-            Ok(Knock {
-                src,
-                dst,
-                proto: Proto::Tcp,
-                port: tcp.destination_port(),
-                flags,
-            })
-        }
-        Some(TransportSlice::Udp(udp)) => Ok(Knock {
-            src,
-            dst,
-            proto: Proto::Udp,
-            port: udp.destination_port(),
-            flags: 0,
-        }),
-        Some(_) => Err(Dropped::NotTransport),
-        // Cut short inside the transport header, or a header etherparse refused: malformed.
-        // A later fragment carries no transport header by design: not malformed.
-        None if sliced.stop_err.is_some() => Err(Dropped::Malformed),
-        None => Err(Dropped::NotTransport),
-    }
+    Ok(Knock {
+        src,
+        dst,
+        proto,
+        port,
+        flags,
+    })
 }
 
 #[cfg(test)]

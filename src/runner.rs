@@ -7,8 +7,8 @@
 
 use log::{error, info, warn};
 use std::collections::VecDeque;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::ffi::CString;
+use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ struct Job {
 pub struct Runner {
     max_children: usize,
     max_queue: usize,
-    running: Vec<(Child, Rc<str>)>,
+    running: Vec<(libc::pid_t, Rc<str>)>,
     queue: VecDeque<Job>,
     /// Commands that exited non-zero, were killed, could not start or were refused.
     pub failures: u64,
@@ -61,13 +61,8 @@ impl Runner {
 
     fn spawn(&mut self, job: Job) {
         info!("{}: running command: {}", job.door, job.cmd);
-        let child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&job.cmd)
-            .stdin(Stdio::null())
-            .spawn();
-        match child {
-            Ok(c) => self.running.push((c, job.door)),
+        match spawn_sh(&job.cmd) {
+            Ok(pid) => self.running.push((pid, job.door)),
             Err(e) => {
                 self.failures += 1;
                 error!("{}: command could not start: {e}", job.door);
@@ -79,28 +74,32 @@ impl Runner {
     pub fn reap(&mut self) {
         let mut i = 0;
         while i < self.running.len() {
-            match self.running[i].0.try_wait() {
-                Ok(Some(status)) => {
-                    let (_, door) = self.running.swap_remove(i);
-                    if let Some(code) = status.code() {
-                        if code == 0 {
-                            info!("{door}: command exited with status 0");
-                        } else {
-                            self.failures += 1;
-                            warn!("{door}: command returned non-zero status code ({code})");
-                        }
-                    } else {
-                        self.failures += 1;
-                        let sig = status.signal().unwrap_or(0);
-                        warn!("{door}: command killed by signal {sig}");
-                    }
-                }
-                Ok(None) => i += 1,
-                Err(e) => {
-                    let (_, door) = self.running.swap_remove(i);
+            let mut status = 0;
+            // SAFETY: waitpid on our own child, writing into a local.
+            let r = unsafe { libc::waitpid(self.running[i].0, &mut status, libc::WNOHANG) };
+            if r == 0 {
+                i += 1;
+                continue;
+            }
+            let (_, door) = self.running.swap_remove(i);
+            if r < 0 {
+                self.failures += 1;
+                error!(
+                    "{door}: cannot wait for command: {}",
+                    io::Error::last_os_error()
+                );
+            } else if libc::WIFEXITED(status) {
+                let code = libc::WEXITSTATUS(status);
+                if code == 0 {
+                    info!("{door}: command exited with status 0");
+                } else {
                     self.failures += 1;
-                    error!("{door}: cannot wait for command: {e}");
+                    warn!("{door}: command returned non-zero status code ({code})");
                 }
+            } else {
+                self.failures += 1;
+                let sig = libc::WTERMSIG(status);
+                warn!("{door}: command killed by signal {sig}");
             }
         }
         while self.running.len() < self.max_children {
@@ -130,5 +129,68 @@ impl Runner {
                 self.running.len() + self.queue.len()
             );
         }
+    }
+}
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+/// Starts `/bin/sh -c cmd` with stdin on /dev/null, the daemon's stdout/stderr, every
+/// signal unblocked and SIGPIPE back to its default (the daemon blocks the signals it reads
+/// through its signalfd; the command must not inherit that).
+fn spawn_sh(cmd: &str) -> io::Result<libc::pid_t> {
+    let cmd = CString::new(cmd).map_err(|_| io::Error::other("command contains a NUL byte"))?;
+    let argv = [
+        c"sh".as_ptr(),
+        c"-c".as_ptr(),
+        cmd.as_ptr(),
+        std::ptr::null(),
+    ];
+    let check = |r: libc::c_int| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(r))
+        }
+    };
+    // SAFETY: the attribute and file-action objects are initialised before use and destroyed
+    // after; every pointer handed to posix_spawn outlives the call.
+    unsafe {
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        let mut fa: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        check(libc::posix_spawnattr_init(&mut attr))?;
+        check(libc::posix_spawn_file_actions_init(&mut fa))?;
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::posix_spawnattr_setsigmask(&mut attr, &none);
+        libc::posix_spawnattr_setsigdefault(&mut attr, &pipe);
+        libc::posix_spawnattr_setflags(
+            &mut attr,
+            (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+        );
+        libc::posix_spawn_file_actions_addopen(
+            &mut fa,
+            0,
+            c"/dev/null".as_ptr(),
+            libc::O_RDONLY,
+            0,
+        );
+        let mut pid: libc::pid_t = 0;
+        let r = libc::posix_spawn(
+            &mut pid,
+            c"/bin/sh".as_ptr(),
+            &fa,
+            &attr,
+            argv.as_ptr() as *const *mut libc::c_char,
+            environ as *const *mut libc::c_char,
+        );
+        libc::posix_spawn_file_actions_destroy(&mut fa);
+        libc::posix_spawnattr_destroy(&mut attr);
+        check(r)?;
+        Ok(pid)
     }
 }

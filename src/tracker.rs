@@ -220,7 +220,20 @@ impl Tracker {
                 continue;
             }
             let seq = &door.sequence;
-            if let Some(i) = self.find(k.src, d) {
+            let mut found = self.find(k.src, d);
+            // A window that has passed is over, whether or not expire() has run yet (the
+            // daemon reads a batch of packets between two calls).
+            if let Some(i) = found.filter(|&i| self.slots[i as usize].deadline <= now) {
+                let stage = self.slots[i as usize].stage;
+                self.remove(i);
+                emit(Event::Timeout {
+                    door: d,
+                    src: k.src,
+                    stage,
+                });
+                found = None;
+            }
+            if let Some(i) = found {
                 let stage = self.slots[i as usize].stage;
                 if seq.get(stage as usize) == Some(&step) {
                     if stage as usize + 1 == seq.len() {

@@ -6,8 +6,9 @@
 //!
 //! So far (the 60 s runs of scripts/test-fuzz, repeated) no input crashed, leaked or hung.
 //! Two disagreements turned up instead, one from the packet target's filter cross-check, one
-//! while writing tests/prop_tracker.rs; they are kept here, `#[ignore]`d until the fix in
-//! `src/` lands (remove the `#[ignore]` with it).
+//! while writing tests/prop_tracker.rs; both are fixed in `src/` (the guard ranges reach down
+//! to port 0; `on_knock` ends an attempt whose window has passed even before `expire` runs)
+//! and stay here as regression tests.
 
 use etherparse::PacketBuilder;
 use latchkey::capture::filter;
@@ -56,7 +57,6 @@ fn syn6(port: u16) -> Vec<u8> {
 /// Harmless in practice (nobody knocks on port 0), but the filter and the tracker disagree.
 /// Fix: `src/capture/filter.rs`, `ports()`: `step.port.saturating_sub(w)` without `.max(1)`.
 #[test]
-#[ignore = "filter::ports starts guard ranges at port 1; remove with the fix"]
 fn guard_probe_to_port_0_reaches_the_tracker() {
     let cfg = config::parse(Path::new("t.conf"), "[d]\nsequence = 5,6\n").unwrap();
     let prog = filter::program(&filter::ports(&cfg.doors, &GUARDED), true);
@@ -72,7 +72,6 @@ fn guard_probe_to_port_0_reaches_the_tracker() {
 /// packets is read without a tick), still advances or opens the attempt.
 /// Fix: `src/tracker.rs`, `on_knock`: end an attempt whose deadline has passed before matching.
 #[test]
-#[ignore = "on_knock trusts the caller to have called expire(); remove with the fix"]
 fn knock_after_the_window_does_not_count_without_a_tick() {
     let cfg = config::parse(
         Path::new("t.conf"),

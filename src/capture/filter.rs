@@ -79,10 +79,8 @@ pub fn ports(doors: &[Rc<Door>], rules: &Rules) -> Ports {
         }
         if rules.sweep_guard {
             let w = rules.sweep_window;
-            p.guard.push((
-                step.port.saturating_sub(w).max(1),
-                step.port.saturating_add(w),
-            ));
+            p.guard
+                .push((step.port.saturating_sub(w), step.port.saturating_add(w)));
         }
     }
     for v in [&mut p.tcp, &mut p.udp] {

@@ -181,8 +181,11 @@ fn tcp_syn(addr: SocketAddr) -> io::Result<()> {
     };
     if rc != 0 {
         let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(ws::WSAEWOULDBLOCK) {
-            return Err(err);
+        match err.raw_os_error() {
+            Some(ws::WSAEWOULDBLOCK) => {}
+            // Refused before connect() even returned: the SYN was sent and answered.
+            Some(ws::WSAECONNREFUSED) => return Ok(()),
+            _ => return Err(err),
         }
         // The SYN is on its way. Wait for an answer (SYN-ACK, or a refusal where the stack
         // reports one) or SYN_WAIT, whichever comes first. The outcome does not matter: the
@@ -262,12 +265,13 @@ fn sockaddr(addr: SocketAddr) -> (windows_sys::Win32::Networking::WinSock::SOCKA
     (sa, len as i32)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::net::{TcpListener, UdpSocket};
     use std::time::Duration;
 
+    #[cfg(unix)]
     #[test]
     fn sockaddr_round_trip() {
         let (s, len) = sockaddr("192.0.2.1:7000".parse().unwrap());
@@ -278,10 +282,45 @@ mod tests {
         assert_eq!(sin.sin_addr.s_addr.to_ne_bytes(), [192, 0, 2, 1]);
     }
 
+    #[cfg(windows)]
+    #[test]
+    fn sockaddr_round_trip() {
+        let (sa, len) = sockaddr("192.0.2.1:7000".parse().unwrap());
+        assert_eq!(len, 16);
+        // SAFETY: just written as the Ipv4 member.
+        let sin = unsafe { sa.Ipv4 };
+        assert_eq!(u16::from_be(sin.sin_port), 7000);
+        // SAFETY: S_addr is the whole of the union.
+        assert_eq!(
+            unsafe { sin.sin_addr.S_un.S_addr }.to_ne_bytes(),
+            [192, 0, 2, 1]
+        );
+        let (sa, len) = sockaddr("[2001:db8::1%3]:7000".parse().unwrap());
+        assert_eq!(len, 28);
+        // SAFETY: just written as the Ipv6 member.
+        let sin6 = unsafe { sa.Ipv6 };
+        assert_eq!(sin6.sin6_family, 23);
+        assert_eq!(u16::from_be(sin6.sin6_port), 7000);
+        // SAFETY: plain integers and bytes in the unions.
+        let (addr, scope) = unsafe { (sin6.sin6_addr.u.Byte, sin6.Anonymous.sin6_scope_id) };
+        assert_eq!(addr[..2], [0x20, 0x01]);
+        assert_eq!(scope, 3);
+    }
+
     #[test]
     fn tcp_knock_reaches_a_listener() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         send(l.local_addr().unwrap(), Proto::Tcp).unwrap();
+    }
+
+    #[test]
+    fn tcp_knock_to_a_closed_port_is_not_an_error() {
+        // Bind then drop: the port is closed, the SYN is answered with a reset.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        send(addr, Proto::Tcp).unwrap();
     }
 
     #[test]

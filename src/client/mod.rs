@@ -10,10 +10,10 @@
 
 mod args;
 mod check;
-mod hosts;
+pub mod hosts;
 mod knock;
-mod resolve;
-mod sequence;
+pub mod resolve;
+pub mod sequence;
 
 use std::net::SocketAddr;
 use std::thread::sleep;

@@ -398,7 +398,7 @@ impl Daemon {
                 }
                 let o = &self.act.cfg.options;
                 if o.log_file != old.options.log_file && self.act.settings.log_file.is_none() {
-                    let ident = c"latchkey";
+                    let ident = "latchkey";
                     if let Err(e) = logging::configure(o.log_file.as_deref(), o.use_syslog, ident) {
                         error!("cannot open log file: {e}");
                     }

@@ -77,9 +77,11 @@ latchkey_door() {
 		echo "	seq_timeout   = $seq_timeout"
 		[ -z "$tcpflags" ] || echo "	tcpflags      = $tcpflags"
 		[ -z "$target" ] || echo "	target        = $target"
+		# No stop command: the firewall element carries its own timeout, so the door closes
+		# on time even without the daemon, and every knock re-runs `fw open`, which refreshes
+		# the timeout (a knock during a live grant extends it).
 		echo "	start_command = $LATCHKEY_FW open %IP% $proto $port $open_time${fwd:+ $fwd}"
 		echo "	cmd_timeout   = $open_time"
-		echo "	stop_command  = $LATCHKEY_FW close %IP% $proto $port${fwd:+ $fwd}"
 	} >> "$LATCHKEY_OUT.tmp"
 	LATCHKEY_DOORS=$((LATCHKEY_DOORS + 1))
 }
