@@ -110,6 +110,19 @@ pub fn reopen() {
     }
 }
 
+/// Whether a line can be written to stderr without blocking. A supervisor that stopped
+/// reading our stderr (a full pipe) must cost it lines, never stall the packet loop; a line
+/// is at most 2 KiB, and POLLOUT on a pipe means at least PIPE_BUF (4 KiB) is free.
+fn stderr_has_room() -> bool {
+    let mut p = libc::pollfd {
+        fd: 2,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid pollfd, no waiting.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLOUT != 0 }
+}
+
 fn timestamp(line: &mut Line) {
     // SAFETY: time(NULL) and localtime_r with valid pointers to locals.
     let tm = unsafe {
@@ -155,7 +168,7 @@ impl Log for Logger {
                 send_syslog(conn, ident, r.level(), &msg);
             }
         }
-        if r.level() <= s.stderr {
+        if r.level() <= s.stderr && stderr_has_room() {
             let mut line = msg;
             let _ = line.push('\n');
             let _ = std::io::stderr().write_all(line.as_bytes());

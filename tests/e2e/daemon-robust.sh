@@ -97,6 +97,19 @@ expect "old address no longer counts" closed_all
 stop_daemon
 expect "SIGTERM exits 0" test "$LK_RC" = 0
 
+# -v with stderr on a pipe nobody reads (a wedged supervisor): the pipe fills after a few
+# hundred lines; the daemon drops log lines rather than stall, and a real knock still opens.
+wait_for 6 closed_all
+ip netns exec "$SRV" sh -c "exec '$LATCHKEY' daemon -i eth0 -c '$WORK/knockd.conf' -v 2>&1 | sleep 600" &
+E2E_PIDS="${E2E_PIDS:-} $!"
+sleep 1
+pkt "$CLI" flood 198.18.0.0/15 192.0.2.10 1000 20000
+sleep 0.5
+knock_from "$CLI" 192.0.2.10 1000 1100 1200
+expect "a full stderr pipe does not stall the daemon" wait_for 3 has_rule ssh 192.0.2.2
+in_srv pkill -f "latchkey daemon -i eth0" || true
+in_srv pkill sleep || true
+
 # Started before its interface exists: it waits (does not exit) and starts listening when the
 # interface appears.
 ip netns exec "$SRV" "$LATCHKEY" daemon -i late0 -c "$WORK/knockd.conf" -v >"$WORK/late.out" 2>&1 &
