@@ -23,6 +23,7 @@ pub fn run(args: &[String]) -> i32 {
     let name = name.strip_suffix(".exe").unwrap_or(name);
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     match name {
+        #[cfg(feature = "client")]
         "knock" => return crate::client::run("knock", &rest),
         #[cfg(target_os = "linux")]
         "knockd" => return crate::daemon_cli::run("knockd", &rest),
@@ -33,6 +34,7 @@ pub fn run(args: &[String]) -> i32 {
         return 2;
     };
     match *cmd {
+        #[cfg(feature = "client")]
         "knock" => crate::client::run("latchkey knock", rest),
         #[cfg(target_os = "linux")]
         "daemon" => crate::daemon_cli::run("latchkey daemon", rest),

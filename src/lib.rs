@@ -9,6 +9,7 @@
 #[cfg(target_os = "linux")]
 pub mod capture;
 pub mod cli;
+#[cfg(feature = "client")]
 pub mod client;
 pub mod config;
 #[cfg(target_os = "linux")]
