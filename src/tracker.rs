@@ -146,15 +146,10 @@ impl Tracker {
         }
     }
 
-    /// Forgets every attempt (after a reload the doors are new). Keeps the storage.
-    pub fn clear(&mut self, doors: usize) {
-        let rules = self.rules;
-        let cap = self.slots.len();
-        let fresh_doors = self.doors.len() != doors;
-        if self.len == 0 && !fresh_doors {
-            return;
-        }
-        *self = Tracker::new(rules, cap, doors);
+    /// Forgets every attempt and takes new rules (after a reload the doors are new). The
+    /// capacity stays what it was at start.
+    pub fn reset(&mut self, rules: Rules, doors: usize) {
+        *self = Tracker::new(rules, self.slots.len(), doors);
     }
 
     /// Attempts in progress.

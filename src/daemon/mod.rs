@@ -388,7 +388,7 @@ impl Daemon {
         logging::reopen();
         match config::load(&path) {
             Ok(new) => {
-                self.tracker.clear(new.doors.len());
+                self.tracker.reset(rules(&new.options), new.doors.len());
                 let old = std::mem::replace(&mut self.act.cfg, new);
                 let iface = interface_of(&self.act.cfg, &self.act.settings);
                 if iface != self.iface {
