@@ -122,7 +122,7 @@ pub fn load_all(explicit: Option<&Path>) -> Result<Vec<HostsFile>, String> {
     }
     let mut files = Vec::new();
     for path in default_paths() {
-        match std::fs::read_to_string(&path) {
+        match read_text(&path) {
             Ok(text) => files.push(HostsFile {
                 hosts: parse(&path.display().to_string(), &text)?,
                 path,
@@ -134,10 +134,35 @@ pub fn load_all(explicit: Option<&Path>) -> Result<Vec<HostsFile>, String> {
     Ok(files)
 }
 
+/// Reads a saved-hosts file as text: UTF-8, with or without a byte-order mark, or UTF-16 with
+/// its mark. Windows editors and shells write all of these (Notepad: UTF-8; PowerShell 5's
+/// `Set-Content -Encoding UTF8`: UTF-8 with a BOM; its `>` and `Out-File`: UTF-16LE), and a
+/// user should not have to know which one was used.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    decode(std::fs::read(path)?)
+        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "not UTF-8 or UTF-16 text"))
+}
+
+/// The text in `bytes` (see `read_text`), or `None` when it is not valid text.
+fn decode(bytes: Vec<u8>) -> Option<String> {
+    let utf16 = |bytes: &[u8], unit: fn([u8; 2]) -> u16| {
+        if !bytes.len().is_multiple_of(2) {
+            return None;
+        }
+        let units: Vec<u16> = bytes.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
+        String::from_utf16(&units).ok()
+    };
+    match bytes.as_slice() {
+        [0xef, 0xbb, 0xbf, rest @ ..] => String::from_utf8(rest.to_vec()).ok(),
+        [0xff, 0xfe, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xfe, 0xff, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        _ => String::from_utf8(bytes).ok(),
+    }
+}
+
 /// Reads and parses one file.
 pub fn load(path: &Path) -> Result<HostsFile, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = read_text(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(HostsFile {
         hosts: parse(&path.display().to_string(), &text)?,
         path: path.to_path_buf(),
@@ -395,6 +420,27 @@ host office
             h.describe(),
             "home router  home.example.net  7000,8000:udp,9000  delay 200ms  family 6  check 22"
         );
+    }
+
+    #[test]
+    fn utf8_with_bom_and_utf16_files_are_read() {
+        let text = "Host home\r\n    Sequence 7000,8000:udp\r\n";
+        let plain = decode(text.as_bytes().to_vec()).unwrap();
+        let mut bom = vec![0xef, 0xbb, 0xbf];
+        bom.extend_from_slice(text.as_bytes());
+        let mut le = vec![0xff, 0xfe];
+        let mut be = vec![0xfe, 0xff];
+        for u in text.encode_utf16() {
+            le.extend_from_slice(&u.to_le_bytes());
+            be.extend_from_slice(&u.to_be_bytes());
+        }
+        for bytes in [bom, le, be] {
+            let t = decode(bytes).unwrap();
+            assert_eq!(t, plain);
+            assert_eq!(parse("f", &t).unwrap()[0].names, ["home"]);
+        }
+        assert_eq!(decode(vec![0xff, 0xfe, 0x41]), None);
+        assert_eq!(decode(vec![b'H', 0xff]), None);
     }
 
     #[test]
