@@ -20,6 +20,9 @@ T=x86_64-pc-windows-gnu
 export WINEPREFIX=$WINE_DIR/prefix TMPDIR=$WINE_DIR/tmp WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 unset DISPLAY
 mkdir -p "$WINEPREFIX" "$TMPDIR"
+# One run at a time per wine prefix (tests/e2e/windows.sh takes the same lock).
+exec 9>"$WINE_DIR/.lock"
+flock -w 300 9 || { echo "FAIL: another run holds $WINE_DIR/.lock"; exit 1; }
 
 wine_stop() {
     t=50
@@ -54,7 +57,7 @@ wine_stop
 OUT=$(mktemp /tmp/latchkey-windows-unit.XXXXXX)
 # shellcheck disable=SC2016 # expanded by the inner shell
 unshare -n sh -c 'ip link set lo up &&
-    "$0" -p </dev/null >/dev/null 2>&1 &&
+    "$0" -p </dev/null >/dev/null 2>&1 9>&- &&
     timeout 120 "$1" "$2" "$3" --test-threads=2 </dev/null' \
     "$WINESERVER" "$WINE" "$TEST_EXE" "${1:-client}" >"$OUT" 2>&1
 rc=$?

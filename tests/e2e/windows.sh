@@ -24,11 +24,18 @@
 
 . "$(dirname "$0")/lib.sh"
 
+# One run at a time per wine prefix (and per namespace name): a second run waits here rather
+# than stopping the first one's wineserver.
+WINE_DIR=${LATCHKEY_WINE_DIR:-/tmp/latchkey-wine}
+mkdir -p "$WINE_DIR"
+exec 9>"$WINE_DIR/.lock"
+flock -w 300 9 || { echo "FAIL: another run holds $WINE_DIR/.lock"; exit 1; }
+
 EXE=${EXE:-$E2E_ROOT/target-win/x86_64-pc-windows-gnu/release/latchkey.exe}
 WINE=${WINE:-/usr/lib/wine/wine64}
 WINESERVER=${WINESERVER:-/usr/lib/wine/wineserver}
-# The prefix (~700 MB, made on first use in 5-10 s) is kept between runs, outside the repo.
-WINE_DIR=${LATCHKEY_WINE_DIR:-/tmp/latchkey-wine}
+# The prefix (~700 MB, made on first use in 5-10 s) is kept between runs in $WINE_DIR, outside
+# the repo.
 
 e2e_setup win
 wine_env() {
@@ -60,7 +67,7 @@ knock() { win knock "$@"; }
 # (It finds its socket directory through the prefix's inode: the directory must exist first.)
 mkdir -p "$WINE_DIR/prefix"
 in_cli env -u DISPLAY WINEPREFIX="$WINE_DIR/prefix" TMPDIR="$WINE_DIR/tmp" "$WINESERVER" -p \
-    </dev/null >/dev/null 2>&1
+    </dev/null >/dev/null 2>&1 9>&-
 server_in_cli() {
     for p in $(pgrep -x wineserver64; pgrep -x wineserver); do
         [ "$(ip netns identify "$p" 2>/dev/null)" = "$CLI" ] && return 0
@@ -116,8 +123,9 @@ esac
 if [ -n "$CONF_UNIX" ] && echo "$CONF_WIN" | grep -q 'AppData\\Roaming\\latchkey\\knock.conf$'; then
     e2e_pass "default saved-hosts file: $CONF_WIN"
     mkdir -p "$(dirname "$CONF_UNIX")"
-    printf '# saved hosts for the wine e2e test\r\nHost home door\r\n    HostName door.test\r\n    Sequence 7061, 7062:udp, 7063\r\n    Delay 100\r\n    Family 4\r\n    Check 2207\r\n' \
-        >"$CONF_UNIX"
+    # Written as PowerShell 5's `>` writes: UTF-16LE with a byte-order mark, CRLF lines.
+    { printf '\377\376'; printf '# saved hosts for the wine e2e test\r\nHost home door\r\n    HostName door.test\r\n    Sequence 7061, 7062:udp, 7063\r\n    Delay 100\r\n    Family 4\r\n    Check 2207\r\n' |
+        iconv -f UTF-8 -t UTF-16LE; } >"$CONF_UNIX"
 else e2e_fail "default saved-hosts path: '$CONF_WIN'"; fi
 printf 'Host broken\n    Sequence 7061,99999\n' >"$WORK/broken.conf"
 
@@ -281,7 +289,7 @@ test_client() {
     else e2e_fail "latchkey.exe daemon exited $rc"; fi
 
     out=$(knock --list | tr -d '\r')
-    if [ "$out" = "home door" ]; then e2e_pass "--list reads %APPDATA%\\latchkey\\knock.conf (CRLF lines)"
+    if [ "$out" = "home door" ]; then e2e_pass "--list reads %APPDATA%\\latchkey\\knock.conf (UTF-16, CRLF lines)"
     else e2e_fail "--list: '$out'"; fi
     wpath="Z:$(printf '%s' "$WORK/broken.conf" | tr / '\\')"
     err=$(knock -F "$wpath" broken 2>&1 | tr -d '\r')
