@@ -6,15 +6,22 @@
 /// Version string shown by `--version` and `-V`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-const USAGE: &str = "usage: latchkey <command> [options]
-
-commands:
-  daemon   watch an interface for knocks and open doors (knockd's options)
+#[cfg(target_os = "linux")]
+const COMMANDS: &str = "  daemon   watch an interface for knocks and open doors (knockd's options)
   check    parse a knockd config and print the doors as understood
   knock    send a knock sequence to a host (knock's options, plus saved hosts)
 
-  latchkey --version | --help
   Run as 'knockd' or 'knock' (a symlink) it behaves as 'latchkey daemon' or 'latchkey knock'.";
+
+#[cfg(not(target_os = "linux"))]
+const COMMANDS: &str =
+    "  knock    send a knock sequence to a host (knock's options, plus saved hosts)
+
+  Run as 'knock' (a copy named knock.exe) it behaves as 'latchkey knock'.";
+
+fn usage() -> String {
+    format!("usage: latchkey <command> [options]\n\ncommands:\n{COMMANDS}\n\n  latchkey --version | --help")
+}
 
 /// Runs the program for `args` (argv, including argv[0]) and returns the exit status.
 pub fn run(args: &[String]) -> i32 {
@@ -30,7 +37,7 @@ pub fn run(args: &[String]) -> i32 {
         _ => {}
     }
     let Some((cmd, rest)) = rest.split_first() else {
-        eprintln!("{USAGE}");
+        eprintln!("{}", usage());
         return 2;
     };
     match *cmd {
@@ -45,11 +52,11 @@ pub fn run(args: &[String]) -> i32 {
             0
         }
         "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+            println!("{}", usage());
             0
         }
         other => {
-            eprintln!("latchkey: unknown command '{other}'\n{USAGE}");
+            eprintln!("latchkey: unknown command '{other}'\n{}", usage());
             2
         }
     }

@@ -1,4 +1,4 @@
-//! What the fuzz targets (`fuzz/`, see docs/fuzzing.md) found, as plain tests that run under
+//! What the fuzz targets (`fuzz/`, see README.md (Fuzzing)) found, as plain tests that run under
 //! `cargo test` without cargo-fuzz, plus a few deterministic sweeps over the same inputs.
 //!
 //! A crash found by `scripts/test-fuzz` becomes a test here: its input inline (shrunk with
@@ -9,6 +9,8 @@
 //! while writing tests/prop_tracker.rs; both are fixed in `src/` (the guard ranges reach down
 //! to port 0; `on_knock` ends an attempt whose window has passed even before `expire` runs)
 //! and stay here as regression tests.
+
+#![cfg(target_os = "linux")]
 
 use etherparse::PacketBuilder;
 use latchkey::capture::filter;

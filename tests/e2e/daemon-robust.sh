@@ -107,8 +107,10 @@ pkt "$CLI" flood 198.18.0.0/15 192.0.2.10 1000 20000
 sleep 0.5
 knock_from "$CLI" 192.0.2.10 1000 1100 1200
 expect "a full stderr pipe does not stall the daemon" wait_for 3 has_rule ssh 192.0.2.2
-in_srv pkill -f "latchkey daemon -i eth0" || true
-in_srv pkill sleep || true
+# Only this test's namespace: pkill would reach every namespace on the machine.
+for p in $(ip netns pids "$SRV"); do
+    case $(cat "/proc/$p/comm" 2>/dev/null) in latchkey | sleep) kill "$p" ;; esac
+done
 
 # Started before its interface exists: it waits (does not exit) and starts listening when the
 # interface appears.
