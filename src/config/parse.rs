@@ -350,10 +350,12 @@ fn non_empty(value: &str) -> Result<&str, String> {
     }
 }
 
+/// A relative path is looked up beside the config file first (a daemon's working directory
+/// is usually `/`), then as knockd does, relative to the working directory.
 fn relative_to(config: &Path, value: &str) -> PathBuf {
     let p = Path::new(value);
     match config.parent() {
-        Some(dir) if p.is_relative() => dir.join(p),
+        Some(dir) if p.is_relative() && (dir.join(p).exists() || !p.exists()) => dir.join(p),
         _ => p.to_path_buf(),
     }
 }
