@@ -241,19 +241,8 @@ impl Daemon {
             if fds[1].revents != 0 {
                 let c = self.watch.drain();
                 if c.link || c.addr {
-                    let had = self.capture.as_ref().map(|c| c.ifindex);
-                    let now = iface::index(&self.iface);
-                    // A link that was deleted and re-created has a new index; a socket bound
-                    // to the old one hears nothing, so bind again.
-                    if c.link && now != had {
-                        if now.is_none() && had.is_some() {
-                            warn!(
-                                "interface {} is gone; waiting for it to come back",
-                                self.iface
-                            );
-                        }
-                        self.capture = None;
-                    }
+                    // A deleted link shows up as a missing index (attach drops the socket); a
+                    // re-created one has a new index, and attach binds to it.
                     self.attach();
                     debug!("addresses of {}: {:?}", self.iface, self.addrs);
                 }
