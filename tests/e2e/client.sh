@@ -88,8 +88,11 @@ dst_addrs() { pkts "$@" | awk '{ d = $5; sub(/\.[0-9]+:$/, "", d); print d }' | 
 start_server() {
     : >"$WORK/server.log"
     case $1 in
-    knockd) in_srv knockd -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
-    latchkey) in_srv "$LATCHKEY" daemon -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
+    # `ip netns exec` itself, not the in_srv function: a function sent to the background runs
+    # in a subshell, and $! would be that subshell's PID, so stop() would leave the server
+    # running into the next server's round.
+    knockd) ip netns exec "$SRV" knockd -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
+    latchkey) ip netns exec "$SRV" "$LATCHKEY" daemon -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
     esac
     SERVER_PID=$!
     E2E_PIDS="${E2E_PIDS:-} $SERVER_PID"
@@ -99,7 +102,8 @@ start_server() {
 }
 
 start_capture() {
-    in_srv tcpdump -i eth0 -n -U -w "$WORK/$1.pcap" 'portrange 7000-7999' 2>"$WORK/tcpdump.err" &
+    ip netns exec "$SRV" tcpdump -i eth0 -n -U -w "$WORK/$1.pcap" 'portrange 7000-7999' \
+        2>"$WORK/tcpdump.err" &
     CAPTURE_PID=$!
     E2E_PIDS="${E2E_PIDS:-} $CAPTURE_PID"
     wait_for 5 grep -q listening "$WORK/tcpdump.err"

@@ -62,7 +62,9 @@ UCI
 "$LATCHKEY" check -c "$WORK/latchkey.conf" > /dev/null && e2e_pass "generated config passes latchkey check" || e2e_fail "latchkey check"
 
 start_daemon() {
-	in_srv "$LATCHKEY" daemon -i eth0 -c "$WORK/latchkey.conf" -v >> "$WORK/daemon.log" 2>&1 &
+	# `ip netns exec` itself, not the in_srv function: a backgrounded function is a subshell,
+	# and $! would be its PID, so the SIGKILL below would miss the daemon.
+	ip netns exec "$SRV" "$LATCHKEY" daemon -i eth0 -c "$WORK/latchkey.conf" -v >> "$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	sleep 0.5
 }
@@ -86,7 +88,11 @@ knock
 t0=$(date +%s)
 wait_for 2 tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "second knock opens again" || e2e_fail "second knock"
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null
-e2e_pass "daemon killed with SIGKILL mid-grant"
+if ip netns pids "$SRV" | xargs -r -I{} cat /proc/{}/comm 2>/dev/null | grep -qx latchkey; then
+	e2e_fail "a latchkey daemon still runs after SIGKILL"
+else
+	e2e_pass "daemon killed with SIGKILL mid-grant"
+fi
 tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "grant survives the daemon's death until its time" || e2e_fail "closed at once by the kill"
 sleep $(( t0 + OPEN + 1 - $(date +%s) > 0 ? t0 + OPEN + 1 - $(date +%s) : 0 ))
 closed "$CLI" && e2e_pass "closed on time although the daemon was dead" || e2e_fail "still open after the daemon died"
