@@ -325,6 +325,14 @@ impl Daemon {
             if act.settings.ipv4_only && k.src.is_ipv6() {
                 continue;
             }
+            debug!(
+                "{} {} -> {} port {} flags {:#04x}",
+                k.proto.name(),
+                k.src,
+                k.dst,
+                k.port,
+                k.flags
+            );
             let now = Instant::now();
             let addrs = &self.addrs;
             let local = |ip: IpAddr| addrs.contains(&ip);
