@@ -194,3 +194,32 @@ fn spawn_sh(cmd: &str) -> io::Result<libc::pid_t> {
         Ok(pid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_are_bounded_queued_and_counted() {
+        let dir = std::env::temp_dir().join(format!("lk-runner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut r = Runner::new(1, 2);
+        for i in 0..3 {
+            let cmd = format!("sleep 0.1; echo {i} >> {}/order", dir.display());
+            r.submit("d", cmd);
+        }
+        assert_eq!(r.running.len(), 1, "one child at a time");
+        assert_eq!(r.queue.len(), 2);
+        r.submit("d", "true".into());
+        assert_eq!(r.failures, 1, "a full queue refuses, and counts it");
+        r.finish(Duration::from_secs(5));
+        assert!(!r.busy());
+        let order = std::fs::read_to_string(dir.join("order")).expect("commands ran");
+        assert_eq!(order, "0\n1\n2\n", "queued commands run in order");
+        r.submit("d", "exit 3".into());
+        r.submit("d", "kill -9 $$".into());
+        r.finish(Duration::from_secs(5));
+        assert_eq!(r.failures, 3, "a non-zero exit and a signal are failures");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}
