@@ -30,26 +30,15 @@ trap 'rc=$?; rm -rf "/etc/netns/$CLI"; rmdir /etc/netns 2>/dev/null; (exit $rc);
 
 [ -x "$LATCHKEY" ] || { e2e_fail "no binary at $LATCHKEY (set LATCHKEY)"; exit 1; }
 
-# The doors. Each opens its own protected port, so one test's success cannot hide another's
-# failure; Start_Command_6 does the same for IPv6 knockers.
-door() { # door NAME SEQUENCE PORT
-    cat <<EOF
-[$1]
-    Sequence = $2
-    Seq_Timeout = 10
-    Start_Command = iptables -I INPUT -s %IP% -p tcp --dport $3 -j ACCEPT
-    Start_Command_6 = ip6tables -I INPUT -s %IP% -p tcp --dport $3 -j ACCEPT
-EOF
-}
 {
     printf '[options]\n    LogFile = %s/server.log\n' "$WORK"
-    door tcp 7001,7002,7003 2201
-    door udp 7011:udp,7012:udp,7013:udp 2202
-    door mixed 7021,7022:udp,7023 2203
-    door six 7031,7032:udp,7033 2204
-    door check 7041,7042,7043 2205
-    door name 7051,7052,7053 2206
-    door saved 7061,7062:udp,7063 2207
+    port_door tcp 7001,7002,7003 2201
+    port_door udp 7011:udp,7012:udp,7013:udp 2202
+    port_door mixed 7021,7022:udp,7023 2203
+    port_door six 7031,7032:udp,7033 2204
+    port_door check 7041,7042,7043 2205
+    port_door name 7051,7052,7053 2206
+    port_door saved 7061,7062:udp,7063 2207
 } >"$WORK/doors.conf"
 
 cat >"$WORK/knock.conf" <<'EOF'
@@ -79,40 +68,8 @@ for p in 2201 2202 2203 2204 2205 2206 2207; do listen_tcp "$p"; done
 knock() { in_cli "$LATCHKEY" knock "$@"; }
 now_ms() { date +%s%3N; }
 
-# pkts FILTER: the capture's packets matching FILTER, as "epoch-seconds rest-of-line".
-pkts() { tcpdump -r "$WORK/$SERVER.pcap" -tt -n "$@" 2>/dev/null; }
-
 # dst_addrs FILTER: the distinct destination addresses of the captured packets.
 dst_addrs() { pkts "$@" | awk '{ d = $5; sub(/\.[0-9]+:$/, "", d); print d }' | sort -u; }
-
-start_server() {
-    : >"$WORK/server.log"
-    case $1 in
-    # `ip netns exec` itself, not the in_srv function: a function sent to the background runs
-    # in a subshell, and $! would be that subshell's PID, so stop() would leave the server
-    # running into the next server's round.
-    knockd) ip netns exec "$SRV" knockd -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
-    latchkey) ip netns exec "$SRV" "$LATCHKEY" daemon -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
-    esac
-    SERVER_PID=$!
-    E2E_PIDS="${E2E_PIDS:-} $SERVER_PID"
-    # Both print a "listening" line once the capture is up; give a daemon without one a second.
-    wait_for 5 grep -qi listening "$WORK/$1.out" "$WORK/server.log" || sleep 1
-    kill -0 "$SERVER_PID" 2>/dev/null
-}
-
-start_capture() {
-    ip netns exec "$SRV" tcpdump -i eth0 -n -U -w "$WORK/$1.pcap" 'portrange 7000-7999' \
-        2>"$WORK/tcpdump.err" &
-    CAPTURE_PID=$!
-    E2E_PIDS="${E2E_PIDS:-} $CAPTURE_PID"
-    wait_for 5 grep -q listening "$WORK/tcpdump.err"
-}
-
-stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
-
-# opened PORT [ADDR]: the protected port answers the client (the door is open for it).
-opened() { wait_for 3 tcp_open "$CLI" "${2:-192.0.2.1}" "$1"; }
 
 test_server() {
     SERVER=$1
@@ -173,8 +130,8 @@ test_server() {
     sleep 1.5 # longer than the first SYN retransmission timeout (1 s): a retransmission would show
     # Control: a blocking connect to a dropped port does retransmit, and the capture sees it.
     timeout 2.5 ip netns exec "$CLI" bash -c 'exec 3<>/dev/tcp/192.0.2.1/7099' 2>/dev/null
-    stop "$SERVER_PID"
-    stop "$CAPTURE_PID"
+    stop_pid "$SERVER_PID"
+    stop_pid "$CAPTURE_PID"
 
     check_wire
 }

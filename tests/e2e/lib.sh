@@ -166,3 +166,50 @@ has_rule() {
 has_rule6() {
     in_srv ip6tables -S INPUT | grep -- "--comment $1 " | grep -q -- "${2:-}"
 }
+
+# --- Helpers shared by the client tests (client.sh, windows.sh): knockd or latchkey as the
+# server, doors that each open their own TCP port, a capture of the knock ports.
+
+# port_door NAME SEQUENCE PORT: a door whose start commands let the knocker reach tcp PORT
+# (IPv4 and IPv6), so one door's success cannot hide another's failure.
+port_door() {
+    cat <<EOF
+[$1]
+    Sequence = $2
+    Seq_Timeout = 10
+    Start_Command = iptables -I INPUT -s %IP% -p tcp --dport $3 -j ACCEPT
+    Start_Command_6 = ip6tables -I INPUT -s %IP% -p tcp --dport $3 -j ACCEPT
+EOF
+}
+
+# start_server knockd|latchkey: that server in $SRV on eth0 with $WORK/doors.conf; sets
+# SERVER_PID. `ip netns exec` itself, not in_srv: a function sent to the background is a
+# subshell, and $! would be its PID, so stopping it would leave the server running.
+start_server() {
+    : >"$WORK/server.log"
+    case $1 in
+    knockd) ip netns exec "$SRV" knockd -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
+    latchkey) ip netns exec "$SRV" "$LATCHKEY" daemon -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
+    esac
+    SERVER_PID=$!
+    E2E_PIDS="${E2E_PIDS:-} $SERVER_PID"
+    # Both print a "listening" line once the capture is up; give a daemon without one a second.
+    wait_for 5 grep -qi listening "$WORK/$1.out" "$WORK/server.log" || sleep 1
+    kill -0 "$SERVER_PID" 2>/dev/null
+}
+
+# start_capture NAME: tcpdump of the knock ports (7000-7999) in $SRV into $WORK/NAME.pcap.
+start_capture() {
+    ip netns exec "$SRV" tcpdump -i eth0 -n -U -Z root -w "$WORK/$1.pcap" 'portrange 7000-7999' \
+        2>"$WORK/tcpdump.err" &
+    CAPTURE_PID=$!
+    E2E_PIDS="${E2E_PIDS:-} $CAPTURE_PID"
+    wait_for 5 grep -q listening "$WORK/tcpdump.err"
+}
+
+# pkts [FILTER]: the capture of the current $SERVER, one line per packet, with timestamps.
+pkts() { tcpdump -r "$WORK/$SERVER.pcap" -tt -n "$@" 2>/dev/null; }
+# stop_pid PID: stops a background process and reaps it.
+stop_pid() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+# opened PORT [ADDR]: the client namespace can connect to ADDR (192.0.2.1) PORT within 3 s.
+opened() { wait_for 3 tcp_open "$CLI" "${2:-192.0.2.1}" "$1"; }

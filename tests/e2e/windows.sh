@@ -88,25 +88,15 @@ if [ $rc = 0 ] && echo "$out" | grep -q '^latchkey [0-9]'; then
     e2e_pass "latchkey.exe --version under wine: '$out' ($(($(date +%s) - t0)) s, prefix included)"
 else e2e_fail "latchkey.exe --version: rc $rc, '$out' $(tail -3 "$WORK/wine-first.err")"; fi
 
-# Doors: each opens its own protected port (22xx), for IPv4 and IPv6 knockers.
-door() { # door NAME SEQUENCE PORT
-    cat <<EOF
-[$1]
-    Sequence = $2
-    Seq_Timeout = 10
-    Start_Command = iptables -I INPUT -s %IP% -p tcp --dport $3 -j ACCEPT
-    Start_Command_6 = ip6tables -I INPUT -s %IP% -p tcp --dport $3 -j ACCEPT
-EOF
-}
 {
     printf '[options]\n    LogFile = %s/server.log\n' "$WORK"
-    door tcp 7001,7002,7003 2201
-    door udp 7011:udp,7012:udp,7013:udp 2202
-    door six 7031,7032:udp,7033 2204
-    door check 7041,7042,7043 2205
-    door name 7051,7052,7053 2206
-    door saved 7061,7062:udp,7063 2207
-    door rst 7071,7072,7073 2208
+    port_door tcp 7001,7002,7003 2201
+    port_door udp 7011:udp,7012:udp,7013:udp 2202
+    port_door six 7031,7032:udp,7033 2204
+    port_door check 7041,7042,7043 2205
+    port_door name 7051,7052,7053 2206
+    port_door saved 7061,7062:udp,7063 2207
+    port_door rst 7071,7072,7073 2208
 } >"$WORK/doors.conf"
 
 # The saved host, in the default file %APPDATA%\latchkey\knock.conf of the wine prefix (none
@@ -140,34 +130,10 @@ fw_reset() {
 }
 for p in 2201 2202 2204 2205 2206 2207 2208; do listen_tcp "$p"; done
 
-pkts() { tcpdump -r "$WORK/$SERVER.pcap" -tt -n "$@" 2>/dev/null; }
 CLIENT='(src host 192.0.2.2 or src host 2001:db8::2)'
 # A TCP SYN without ACK, for IPv4 and IPv6 (no extension headers in these tests).
 SYN='((ip and tcp[tcpflags] == tcp-syn) or (ip6 and ip6[6] == 6 and ip6[53] == 2))'
 
-start_server() {
-    : >"$WORK/server.log"
-    case $1 in
-    knockd) ip netns exec "$SRV" knockd -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
-    latchkey) ip netns exec "$SRV" "$LATCHKEY" daemon -i eth0 -c "$WORK/doors.conf" -v >"$WORK/$1.out" 2>&1 & ;;
-    esac
-    SERVER_PID=$!
-    E2E_PIDS="${E2E_PIDS:-} $SERVER_PID"
-    wait_for 5 grep -qi listening "$WORK/$1.out" "$WORK/server.log" || sleep 1
-    kill -0 "$SERVER_PID" 2>/dev/null
-}
-
-start_capture() {
-    ip netns exec "$SRV" tcpdump -i eth0 -n -U -Z root -w "$WORK/$1.pcap" 'portrange 7000-7999' \
-        2>"$WORK/tcpdump.err" &
-    CAPTURE_PID=$!
-    E2E_PIDS="${E2E_PIDS:-} $CAPTURE_PID"
-    wait_for 5 grep -q listening "$WORK/tcpdump.err"
-}
-
-# stop PID: ends a server or the capture (started without a subshell, so PID is the process).
-stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
-opened() { wait_for 3 tcp_open "$CLI" "${2:-192.0.2.1}" "$1"; }
 # knock_opens DESCRIPTION PORT ADDR KNOCK-ARGS...: the knock exits 0 and opens PORT for ADDR.
 knock_opens() {
     d=$1 port=$2 addr=$3
@@ -214,8 +180,8 @@ test_server() {
     sleep 1.5
     # Control: a blocking connect to a dropped port, which must retransmit.
     timeout 2.5 ip netns exec "$CLI" bash -c 'exec 3<>/dev/tcp/192.0.2.1/7099' 2>/dev/null
-    stop "$SERVER_PID"
-    stop "$CAPTURE_PID"
+    stop_pid "$SERVER_PID"
+    stop_pid "$CAPTURE_PID"
     check_wire
 }
 
