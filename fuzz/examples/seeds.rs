@@ -274,7 +274,7 @@ fn packet_seeds() -> Vec<Seed> {
     seeds
 }
 
-const KNOCKD_EXAMPLE: &str = "\
+const KNOCKD_MAN_PAGE: &str = "\
 [options]
       UseSyslog
 
@@ -297,27 +297,8 @@ const KNOCKD_EXAMPLE: &str = "\
       tcpflags    = syn
 ";
 
-const KNOCKD_TIMED: &str = "\
-[options]
-      LogFile = /tmp/knockd.log
-      interface = eno1
-
-[openSSH4knocker]
-      sequence    = 64001,64099,64024,64005
-      seq_timeout = 30
-      start_command = /sbin/iptables -I INPUT 1 -s %IP% -p tcp --dport 22 -j ACCEPT
-      tcpflags    = syn
-      cmd_timeout = 4
-      stop_command = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-
-[openSSH4everyone]
-      sequence    = 64005,64025,64098,64010
-      seq_timeout = 30
-      command     = /sbin/iptables -I INPUT 1 -p tcp --dport 22 -j ACCEPT
-      tcpflags    = syn
-      cmd_timeout = 4
-      stop_command = /sbin/iptables -D INPUT -p tcp --dport 22 -j ACCEPT
-";
+/// knockd's example config as issue 3 gives it (tests/knockd-example.conf).
+const KNOCKD_ISSUE: &str = include_str!("../../tests/knockd-example.conf");
 
 const MATCHING: &str = "\
 [options]
@@ -461,8 +442,8 @@ fn main() {
         n += 1;
     }
     let configs = [
-        ("knockd-example", KNOCKD_EXAMPLE),
-        ("knockd-timed", KNOCKD_TIMED),
+        ("knockd-example", KNOCKD_MAN_PAGE),
+        ("knockd-issue", KNOCKD_ISSUE),
         ("matching", MATCHING),
         ("options", OPTIONS),
         ("mistakes", MISTAKES),

@@ -15,26 +15,8 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
-const ISSUE_CONFIG: &str = "[options]
-      LogFile = /var/log/knockd.log
-      interface = eno1
-
-[openSSH4knocker]
-      sequence    = 64001,64099,64024,64005
-      seq_timeout = 30
-      start_command = /sbin/iptables -I INPUT 1 -s %IP% -p tcp --dport 22 -j ACCEPT
-      tcpflags    = syn
-      cmd_timeout = 180
-      stop_command = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
-
-[openSSH4everyone]
-      sequence    = 64005,64025,64098,64010
-      seq_timeout = 30
-      command     = /sbin/iptables -I INPUT 1 -p tcp --dport 22 -j ACCEPT
-      tcpflags    = syn
-      cmd_timeout = 180
-      stop_command = /sbin/iptables -D INPUT -p tcp --dport 22 -j ACCEPT
-";
+/// knockd's own example config, as issue 3 gives it (also used by the e2e and fuzz seeds).
+const ISSUE_CONFIG: &str = include_str!("../../../tests/knockd-example.conf");
 
 #[test]
 fn reads_the_knockd_example() {
