@@ -71,15 +71,6 @@ pub fn addresses(name: &str) -> Addrs {
     out
 }
 
-/// What a batch of netlink notifications was about.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Changes {
-    /// A link appeared, disappeared or changed state.
-    pub link: bool,
-    /// An address was added or removed.
-    pub addr: bool,
-}
-
 /// A netlink socket subscribed to link and address notifications.
 pub struct Watch {
     fd: OwnedFd,
@@ -123,10 +114,10 @@ impl Watch {
         Ok(Watch { fd })
     }
 
-    /// Reads every pending notification and says what kinds arrived. An overrun (ENOBUFS)
-    /// counts as "everything may have changed".
-    pub fn drain(&self) -> Changes {
-        let mut c = Changes::default();
+    /// Reads every pending notification; true if any was about a link or an address. An
+    /// overrun (ENOBUFS) counts as "everything may have changed".
+    pub fn drain(&self) -> bool {
+        let mut changed = false;
         let mut buf = [0u8; 8192];
         loop {
             // SAFETY: `buf` is valid for writes of its length.
@@ -140,21 +131,19 @@ impl Watch {
             };
             if n < 0 {
                 if io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS) {
-                    c.link = true;
-                    c.addr = true;
+                    changed = true;
                     continue;
                 }
-                return c;
+                return changed;
             }
             let mut msg = &buf[..n as usize];
             while msg.len() >= 16 {
                 let len = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) as usize;
                 let kind = u16::from_ne_bytes([msg[4], msg[5]]);
-                match kind {
-                    libc::RTM_NEWLINK | libc::RTM_DELLINK => c.link = true,
-                    libc::RTM_NEWADDR | libc::RTM_DELADDR => c.addr = true,
-                    _ => {}
-                }
+                changed |= matches!(
+                    kind,
+                    libc::RTM_NEWLINK | libc::RTM_DELLINK | libc::RTM_NEWADDR | libc::RTM_DELADDR
+                );
                 let step = (len + 3) & !3;
                 if len < 16 || step > msg.len() {
                     break;

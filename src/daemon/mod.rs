@@ -238,14 +238,11 @@ impl Daemon {
                     return code;
                 }
             }
-            if fds[1].revents != 0 {
-                let c = self.watch.drain();
-                if c.link || c.addr {
-                    // A deleted link shows up as a missing index (attach drops the socket); a
-                    // re-created one has a new index, and attach binds to it.
-                    self.attach();
-                    debug!("addresses of {}: {:?}", self.iface, self.addrs);
-                }
+            // A deleted link shows up as a missing index (attach drops the socket); a
+            // re-created one has a new index, and attach binds to it.
+            if fds[1].revents != 0 && self.watch.drain() {
+                self.attach();
+                debug!("addresses of {}: {:?}", self.iface, self.addrs);
             }
             if fds[2].revents != 0 {
                 self.read_packets();

@@ -217,10 +217,7 @@ for server in ${E2E_SERVERS:-knockd latchkey}; do
     knockd)
         command -v knockd >/dev/null || { e2e_fail "knockd not installed (apt-get install -y knockd)"; continue; } ;;
     latchkey)
-        if "$LATCHKEY" daemon --help 2>&1 | grep -q 'not built yet'; then
-            echo "skip $E2E_NAME: latchkey: 'latchkey daemon' is not built yet in $LATCHKEY"
-            continue
-        fi ;;
+        [ -x "$LATCHKEY" ] || { e2e_fail "no build at $LATCHKEY (cargo build --release, or set LATCHKEY)"; continue; } ;;
     esac
     test_server "$server"
 done
