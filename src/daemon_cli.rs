@@ -13,7 +13,8 @@ const DAEMON_USAGE: &str = "usage: latchkey daemon [options]    (knockd's comman
 
 Watch an interface for port-knock sequences and run the doors' commands.
 
-  -i, --interface IF   interface to listen on (default: the config's Interface, else eth0)
+  -i, --interface IF   interface to listen on (default: the config's Interface, else eth0);
+                       give it more than once, or IF1,IF2, to listen on several
   -c, --config FILE    config file (default /etc/knockd.conf)
   -d, --daemon         run in the background (writes the PID file)
   -D, --debug          print debugging messages
@@ -35,7 +36,7 @@ FILE:LINE: what was wrong and what was expected (exit 1).
 /// knockd's options, as given.
 #[derive(Debug, Default)]
 struct DaemonArgs {
-    interface: Option<String>,
+    interfaces: Vec<String>,
     config: Option<PathBuf>,
     daemon: bool,
     debug: bool,
@@ -60,7 +61,13 @@ fn parse_daemon(args: &[&str]) -> Result<Option<DaemonArgs>, String> {
                 .ok_or_else(|| format!("option {opt} needs a value"))
         };
         match opt.as_str() {
-            "-i" | "--interface" => a.interface = Some(value()?),
+            "-i" | "--interface" => {
+                for n in config::interface_list(&value()?).map_err(|e| format!("{opt}: {e}"))? {
+                    if !a.interfaces.contains(&n) {
+                        a.interfaces.push(n);
+                    }
+                }
+            }
             "-c" | "--config" => a.config = Some(value()?.into()),
             "-p" | "--pidfile" => a.pidfile = Some(value()?.into()),
             "-g" | "--logfile" => a.logfile = Some(value()?.into()),
@@ -177,7 +184,11 @@ pub fn describe(cfg: &Config) -> String {
         "{}: {} door(s)\n[options]\n  interface        {}\n  log file         {}\n  syslog           {}\n  pid file         {}\n  sweep guard      {} (window {} ports)\n  tolerate repeats {}\n  extend grants    {}\n  close on exit    {}\n  state file       {}\n  tables           {} attempts, {} grants, {} children\n",
         cfg.path.display(),
         cfg.doors.len(),
-        o.interface.as_deref().unwrap_or("(from -i, else eth0)"),
+        if o.interfaces.is_empty() {
+            "(from -i, else eth0)".to_string()
+        } else {
+            o.interfaces.join(", ")
+        },
         o.log_file.as_deref().map_or("(none)".into(), |p| p.display().to_string()),
         yn(o.use_syslog),
         o.pid_file.display(),
@@ -287,7 +298,7 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
         }
     }
     let settings = Settings {
-        interface: a.interface,
+        interfaces: a.interfaces,
         ipv4_only: a.only_ip_v4,
         log_file: a.logfile,
     };

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The most addresses remembered for one interface.
-pub const MAX_ADDRS: usize = 32;
+pub const MAX_ADDRS: usize = 64;
 
 /// The interface's addresses (fixed capacity: checked on every knock without allocating).
 pub type Addrs = heapless::Vec<IpAddr, MAX_ADDRS>;
@@ -23,52 +23,148 @@ pub fn index(name: &str) -> Option<u32> {
     (i != 0).then_some(i)
 }
 
-/// The IPv4 and IPv6 addresses currently on interface `name`.
-pub fn addresses(name: &str) -> Addrs {
+/// The IPv4 and IPv6 addresses currently on the interface with index `ifindex`, asked of the
+/// kernel over netlink. Addresses are matched by index, not by name, so IPv4 addresses with a
+/// label (`ip addr add 192.0.2.9/24 dev eth0 label eth0:1`) count as the interface's, as
+/// knockd's do. On a point-to-point link the local address is taken, never the peer's.
+pub fn addresses(ifindex: u32) -> io::Result<Addrs> {
+    let fd = netlink_socket()?;
+    // struct nlmsghdr (16 bytes) + struct ifaddrmsg (8 bytes): dump every address.
+    let mut req = [0u8; 24];
+    req[0..4].copy_from_slice(&24u32.to_ne_bytes());
+    req[4..6].copy_from_slice(&libc::RTM_GETADDR.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    req[16] = libc::AF_UNSPEC as u8;
+    // SAFETY: `req` is valid for reads of its length.
+    let r = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            req.as_ptr() as *const libc::c_void,
+            req.len(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
     let mut out = Addrs::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below; we only read it.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return out;
-    }
-    let mut p = head;
-    while !p.is_null() {
-        // SAFETY: `p` is a node of the list getifaddrs returned, not yet freed.
-        let ifa = unsafe { &*p };
-        p = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let n = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-        if n.to_bytes() != name.as_bytes() {
-            continue;
-        }
-        // SAFETY: ifa_addr is non-null and points at a sockaddr of the family it states.
-        let ip = unsafe {
-            match (*ifa.ifa_addr).sa_family as i32 {
-                libc::AF_INET => {
-                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                        sin.sin_addr.s_addr,
-                    ))))
-                }
-                libc::AF_INET6 => {
-                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
-                }
-                _ => None,
-            }
+    let mut buf = vec![0u8; 16384];
+    loop {
+        // SAFETY: `buf` is valid for writes of its length.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+            )
         };
-        if let Some(ip) = ip {
-            if !out.contains(&ip) {
-                let _ = out.push(ip);
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
             }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(out);
+        }
+        if parse_addr_dump(buf.get(..n as usize).unwrap_or_default(), ifindex, &mut out)? {
+            return Ok(out);
         }
     }
-    // SAFETY: `head` came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(head) };
-    out
+}
+
+/// Reads one datagram of an `RTM_GETADDR` dump, adding the addresses of `ifindex` to `out`;
+/// `Ok(true)` once the dump is done. Never panics, whatever the bytes.
+fn parse_addr_dump(mut msg: &[u8], ifindex: u32, out: &mut Addrs) -> io::Result<bool> {
+    let u16_at = |b: &[u8], i: usize| {
+        b.get(i..i + 2)
+            .map_or(0, |v| u16::from_ne_bytes([v[0], v[1]]))
+    };
+    let u32_at = |b: &[u8], i: usize| {
+        b.get(i..i + 4)
+            .map_or(0, |v| u32::from_ne_bytes([v[0], v[1], v[2], v[3]]))
+    };
+    while msg.len() >= 16 {
+        let len = u32_at(msg, 0) as usize;
+        let kind = u16_at(msg, 4);
+        if len < 16 || len > msg.len() {
+            break;
+        }
+        let body = &msg[16..len];
+        match kind as libc::c_int {
+            libc::NLMSG_DONE => return Ok(true),
+            libc::NLMSG_ERROR => {
+                let code = u32_at(body, 0) as i32;
+                return if code == 0 {
+                    Ok(true)
+                } else {
+                    Err(io::Error::from_raw_os_error(-code))
+                };
+            }
+            _ if kind == libc::RTM_NEWADDR && body.len() >= 8 && u32_at(body, 4) == ifindex => {
+                let family = body[0] as libc::c_int;
+                let (mut local, mut address) = (None, None);
+                let mut attrs = &body[8..];
+                while attrs.len() >= 4 {
+                    let alen = u16_at(attrs, 0) as usize;
+                    let atype = u16_at(attrs, 2);
+                    if alen < 4 || alen > attrs.len() {
+                        break;
+                    }
+                    let data = &attrs[4..alen];
+                    let ip = match (family, data.len()) {
+                        (libc::AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(
+                            data[0], data[1], data[2], data[3],
+                        ))),
+                        (libc::AF_INET6, 16) => {
+                            let mut o = [0u8; 16];
+                            o.copy_from_slice(data);
+                            Some(IpAddr::V6(Ipv6Addr::from(o)))
+                        }
+                        _ => None,
+                    };
+                    match atype {
+                        libc::IFA_LOCAL => local = ip,
+                        libc::IFA_ADDRESS => address = ip,
+                        _ => {}
+                    }
+                    attrs = attrs.get((alen + 3) & !3..).unwrap_or_default();
+                }
+                // IFA_LOCAL is the address itself; IFA_ADDRESS is the peer's on a
+                // point-to-point link and the same as IFA_LOCAL elsewhere (IPv6 gives only it).
+                if let Some(ip) = local.or(address) {
+                    if !out.contains(&ip) && out.push(ip).is_err() {
+                        log::warn!(
+                            "more than {MAX_ADDRS} addresses on one interface; ignoring {ip}"
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        msg = msg.get((len + 3) & !3..).unwrap_or_default();
+    }
+    Ok(false)
+}
+
+fn netlink_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; checked below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own from here on.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A netlink socket subscribed to link and address notifications.

@@ -16,7 +16,7 @@
 //! - The hash index is keyed with per-process random keys, so spoofed sources cannot be chosen
 //!   to collide.
 
-use crate::config::{flag, Door, Proto, Step};
+use crate::config::{Door, Proto, Step};
 use crate::packet::Knock;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -28,7 +28,8 @@ const NIL: u32 = u32::MAX;
 /// The matching rules that differ from knockd's (each has an `[options]` switch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rules {
-    /// Probes without ACK near a door's ports count as wrong knocks (`SweepGuard`).
+    /// Probes near a door's ports that could have been knocks on it count as wrong knocks
+    /// (`SweepGuard`).
     pub sweep_guard: bool,
     /// Ports on each side of a sequence port that the guard watches (`SweepWindow`).
     pub sweep_window: u16,
@@ -204,14 +205,7 @@ impl Tracker {
             port: k.port,
         };
         for (d, door) in doors.iter().enumerate() {
-            if !door.is_live() {
-                continue;
-            }
-            let aimed = match door.target {
-                Some(t) => t == k.dst,
-                None => local(k.dst),
-            };
-            if !aimed || (k.proto == Proto::Tcp && !door.flags.matches(k.flags)) {
+            if !door.is_live() || !aimed(door, local, k.dst) || !watches(door, &self.rules, k) {
                 continue;
             }
             let seq = &door.sequence;
@@ -248,7 +242,7 @@ impl Tracker {
                     continue;
                 }
                 let repeat = self.rules.tolerate_repeats && seq[stage as usize - 1] == step;
-                if repeat || !self.is_wrong(door, k) {
+                if repeat {
                     continue;
                 }
                 self.remove(i);
@@ -273,20 +267,6 @@ impl Tracker {
                 }
             }
         }
-    }
-
-    /// Whether a packet that is not the expected next step ends an attempt: a port of the
-    /// sequence out of order, or (with the sweep guard) a probe near one of its ports.
-    fn is_wrong(&self, door: &Door, k: &Knock) -> bool {
-        let in_seq = door
-            .sequence
-            .iter()
-            .any(|s| s.proto == k.proto && s.port == k.port);
-        in_seq
-            || (self.rules.sweep_guard
-                && k.proto == Proto::Tcp
-                && k.flags & flag::ACK == 0
-                && near(door, k.port, self.rules.sweep_window))
     }
 
     fn hash(&self, src: IpAddr, door: usize) -> u32 {
@@ -406,11 +386,34 @@ impl Tracker {
     }
 }
 
-/// Whether `port` is within `window` ports of one of the door's sequence ports.
-pub fn near(door: &Door, port: u16, window: u16) -> bool {
+/// Whether `door` is aimed at destination `dst`: its `Target`, or else one of the
+/// interface's own addresses (`local`).
+pub fn aimed(door: &Door, local: &dyn Fn(IpAddr) -> bool, dst: IpAddr) -> bool {
+    match door.target {
+        Some(t) => t == dst,
+        None => local(dst),
+    }
+}
+
+/// Whether the tracker acts on `k` for `door` (given that it is aimed at the door): a TCP
+/// packet must pass the door's `TCPFlags` (one that fails it is no knock at all), and its
+/// port must be a port of the sequence of its protocol, or (with the sweep guard) within
+/// `sweep_window` of one. A packet this says yes to, other than the expected next step, ends
+/// the source's attempt: a sweep that could advance the door (same protocol, flags the door
+/// accepts) always crosses such ports next to the door's, whatever kind of probe it uses (SYN,
+/// ACK, SYN+ACK, FIN, UDP...). The kernel filter passes exactly these packets.
+pub fn watches(door: &Door, rules: &Rules, k: &Knock) -> bool {
+    if k.proto == Proto::Tcp && !door.flags.matches(k.flags) {
+        return false;
+    }
+    let w = if rules.sweep_guard {
+        rules.sweep_window
+    } else {
+        0
+    };
     door.sequence
         .iter()
-        .any(|s| s.port.abs_diff(port) <= window)
+        .any(|s| s.proto == k.proto && s.port.abs_diff(k.port) <= w)
 }
 
 fn push_back(slots: &mut [Slot], list: &mut List, i: u32, sel: Sel) {

@@ -27,6 +27,12 @@ const GUARDED: Rules = Rules {
     tolerate_repeats: true,
 };
 
+/// The filter's input for `cfg` on an interface with the addresses the packets here go to.
+fn spec(cfg: &config::Config) -> filter::Spec {
+    let local: [IpAddr; 2] = ["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+    filter::spec(&cfg.doors, &GUARDED, &local, true)
+}
+
 fn syn4(port: u16) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ipv4([192, 0, 2, 2], [192, 0, 2, 1], 64)
@@ -54,17 +60,17 @@ fn syn6(port: u16) -> Vec<u8> {
 }
 
 /// Found by the packet target's filter check: with the sweep guard, the tracker counts a TCP
-/// probe to port 0 near a low sequence port as a wrong knock (`tracker::near` takes 0), but the
-/// guard ranges of `filter::ports` start at 1, so the kernel never hands that probe over.
-/// Harmless in practice (nobody knocks on port 0), but the filter and the tracker disagree.
-/// Fix: `src/capture/filter.rs`, `ports()`: `step.port.saturating_sub(w)` without `.max(1)`.
+/// probe to port 0 near a low sequence port as a wrong knock (`tracker::watches` takes 0), but
+/// the guard ranges of the filter started at 1, so the kernel never handed that probe over.
+/// Harmless in practice (nobody knocks on port 0), but the filter and the tracker disagreed.
+/// Fix: `src/capture/filter.rs`: `step.port.saturating_sub(w)` without `.max(1)`.
 #[test]
 fn guard_probe_to_port_0_reaches_the_tracker() {
     let cfg = config::parse(Path::new("t.conf"), "[d]\nsequence = 5,6\n").unwrap();
-    let prog = filter::program(&filter::ports(&cfg.doors, &GUARDED), true);
+    let prog = filter::program(&spec(&cfg), true);
     let probe = syn4(0);
     let k = packet::parse(ethertype::IPV4, &probe).unwrap();
-    assert!(latchkey::tracker::near(&cfg.doors[0], k.port, 16));
+    assert!(latchkey::tracker::watches(&cfg.doors[0], &GUARDED, &k));
     assert_ne!(filter::run(&prog, ethertype::IPV4, 0, &probe), 0);
 }
 
@@ -132,7 +138,7 @@ fn packets_cut_and_flipped_anywhere_are_dropped_or_parsed() {
         0x0806,
     ];
     let cfg = config::parse(Path::new("t.conf"), "[d]\nsequence = 7000,1:udp\n").unwrap();
-    let prog = filter::program(&filter::ports(&cfg.doors, &GUARDED), true);
+    let prog = filter::program(&spec(&cfg), true);
     for p in &packets {
         for et in ets {
             for n in 0..=p.len() {

@@ -4,7 +4,8 @@
 //! - `intent`: a source that sends its door's full sequence within the window, and nothing
 //!   that counts as a wrong knock for that door, opens it; a source that is too slow, knocks
 //!   out of order, stops short, or sends a wrong knock midway (a port of the sequence out of
-//!   order, or with the sweep guard a TCP probe without ACK near a sequence port) does not.
+//!   order, or with the sweep guard a probe the door's flags accept near a sequence port of
+//!   the probe's protocol) does not.
 //!   Every source also sends noise that does not concern its door, and that may concern others.
 //! - `model`: the tracker's events, packet by packet and tick by tick, equal those of a plain
 //!   reference model (a list of attempts, searched linearly) -- with a table large enough
@@ -17,7 +18,7 @@
 
 use latchkey::config::{self, flag, Door, Proto, Step};
 use latchkey::packet::Knock;
-use latchkey::tracker::{near, Event, Rules, Tracker};
+use latchkey::tracker::{Event, Rules, Tracker};
 use std::net::IpAddr;
 use std::path::Path;
 use std::rc::Rc;
@@ -140,15 +141,20 @@ fn concerns(door: &Door, rules: &Rules, k: &Knock) -> bool {
     if !aimed(door, k.dst) || (k.proto == Proto::Tcp && !door.flags.matches(k.flags)) {
         return false;
     }
-    let in_seq = door
-        .sequence
+    near(door, rules, k.proto, k.port)
+}
+
+/// Whether `port` is a port of `door`'s steps of protocol `proto`, or (with the guard) within
+/// the window of one.
+fn near(door: &Door, rules: &Rules, proto: Proto, port: u16) -> bool {
+    let w = if rules.sweep_guard {
+        rules.sweep_window
+    } else {
+        0
+    };
+    door.sequence
         .iter()
-        .any(|s| s.proto == k.proto && s.port == k.port);
-    in_seq
-        || (rules.sweep_guard
-            && k.proto == Proto::Tcp
-            && k.flags & flag::ACK == 0
-            && near(door, k.port, rules.sweep_window))
+        .any(|s| s.proto == proto && s.port.abs_diff(port) <= w)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,13 +235,14 @@ impl Model {
                     continue;
                 }
                 let repeat = self.rules.tolerate_repeats && seq[stage - 1] == step;
-                let wrong = seq.contains(&step)
-                    || (self.rules.sweep_guard
-                        && k.proto == Proto::Tcp
-                        && k.flags & flag::ACK == 0
-                        && seq
-                            .iter()
-                            .any(|s| s.port.abs_diff(k.port) <= self.rules.sweep_window));
+                let w = if self.rules.sweep_guard {
+                    self.rules.sweep_window
+                } else {
+                    0
+                };
+                let wrong = seq
+                    .iter()
+                    .any(|s| s.proto == k.proto && s.port.abs_diff(k.port) <= w);
                 if repeat || !wrong {
                     continue;
                 }
@@ -349,18 +356,19 @@ fn wrong_knock(rng: &mut Rng, door: &Door, rules: &Rules, stage: usize) -> Optio
         })
         .map(|&s| (s, f))
         .collect();
-    if rules.sweep_guard && f & flag::ACK == 0 {
+    if rules.sweep_guard {
         for s in seq.iter() {
             for p in [
                 s.port.wrapping_sub(1),
                 s.port.wrapping_add(rules.sweep_window),
             ] {
                 let probe = Step {
-                    proto: Proto::Tcp,
+                    proto: s.proto,
                     port: p,
                 };
-                if p != 0 && !seq.contains(&probe) && near(door, p, rules.sweep_window) {
-                    options.push((probe, f));
+                let flags = if s.proto == Proto::Udp { 0 } else { f };
+                if p != 0 && !seq.contains(&probe) && near(door, rules, s.proto, p) {
+                    options.push((probe, flags));
                 }
             }
         }

@@ -6,7 +6,7 @@
 //! libFuzzer reproduces with the same code under `cargo test`-style tools as well.
 
 use latchkey::capture::filter;
-use latchkey::config::{self, Door, Proto};
+use latchkey::config::{self, Door};
 use latchkey::packet::{self, ethertype, Knock};
 use latchkey::tracker::{self, Event, Rules, Tracker};
 use std::collections::HashMap;
@@ -172,18 +172,12 @@ pub fn is_local(ip: IpAddr) -> bool {
     LOCAL_IPS.with(|l| l.contains(&ip))
 }
 
-/// Whether the tracker would look at `k` at all for some door: a port of a sequence, or (with
-/// the sweep guard) a TCP probe without ACK near one. The kernel filter must pass all of these.
+/// Whether the tracker would look at `k` at all for some door aimed at its destination (see
+/// `tracker::watches`). The kernel filter must pass all of these.
 pub fn counts(doors: &[Rc<Door>], rules: &Rules, k: &Knock) -> bool {
-    doors.iter().any(|d| {
-        d.sequence
-            .iter()
-            .any(|s| s.proto == k.proto && s.port == k.port)
-            || (rules.sweep_guard
-                && k.proto == Proto::Tcp
-                && k.flags & config::flag::ACK == 0
-                && tracker::near(d, k.port, rules.sweep_window))
-    })
+    doors
+        .iter()
+        .any(|d| d.is_live() && tracker::aimed(d, &is_local, k.dst) && tracker::watches(d, rules, k))
 }
 
 /// The event stream replayed into a map of attempts: what the tracker must hold.
@@ -256,7 +250,8 @@ impl Shadow {
 pub fn packet_path(data: &[u8]) -> Vec<(usize, IpAddr)> {
     let (rules, frames) = frames(data);
     let doors = doors();
-    let prog = filter::program(&filter::ports(&doors, &rules), true);
+    let local = LOCAL_IPS.with(|l| *l);
+    let prog = filter::program(&filter::spec(&doors, &rules, &local, true), true);
     let mut t = Tracker::new(rules, CAPACITY, doors.len());
     let mut shadow = Shadow::default();
     let mut now = Instant::now();
@@ -270,8 +265,8 @@ pub fn packet_path(data: &[u8]) -> Vec<(usize, IpAddr)> {
         }
         let verdict = filter::run(&prog, f.ethertype, f.pkttype, f.bytes);
         let parsed = packet::parse(f.ethertype, f.bytes);
-        if f.pkttype == PACKET_OUTGOING {
-            assert_eq!(verdict, 0, "the filter passed an outgoing packet");
+        if f.pkttype >= filter::PACKET_OTHERHOST {
+            assert_eq!(verdict, 0, "the filter passed an outgoing or other host's packet");
             continue;
         }
         let Ok(k) = parsed else { continue };
@@ -388,11 +383,15 @@ pub fn knockd_config(data: &[u8]) {
                 sweep_window: o.sweep_window,
                 tolerate_repeats: o.tolerate_repeats,
             };
-            let ports = filter::ports(&cfg.doors, &rules);
-            for v in [&ports.tcp, &ports.udp] {
-                assert!(v.windows(2).all(|w| w[0] < w[1]), "ports not sorted: {v:?}");
+            let local = LOCAL_IPS.with(|l| *l);
+            let spec = filter::spec(&cfg.doors, &rules, &local, true);
+            for c in &spec.classes {
+                let tcp = c.tcp.iter().map(|t| &t.1);
+                for v in tcp.chain([&c.udp]) {
+                    assert!(v.windows(2).all(|w| w[0].1 < w[1].0), "ranges not merged: {v:?}");
+                }
             }
-            let prog = filter::program(&ports, true);
+            let prog = filter::program(&spec, true);
             assert!(
                 prog.len() <= filter::MAX_INSNS,
                 "{} instructions",

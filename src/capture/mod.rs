@@ -3,21 +3,121 @@
 //!
 //! Cooked (`SOCK_DGRAM`) means the kernel strips the link header whatever the link is
 //! (Ethernet, VLAN, PPP, tun, WireGuard) and reports the ethertype beside the bytes.
+//!
+//! Packets are read in batches ([`Batch`], one `recvmmsg` call for up to [`BATCH`] packets)
+//! into buffers allocated and written once at start: a flood costs one system call per batch
+//! rather than per packet, and no memory is touched for the first time under it. A lone
+//! packet is still read the moment poll(2) says it is there.
 
 pub mod filter;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// What [`Capture::recv`] read.
+/// Packets read by one [`Capture::recv_batch`] call, at most.
+pub const BATCH: usize = 16;
+/// Bytes kept of each packet (an Ethernet MTU's worth and more: knocks need only the headers,
+/// an SPA packet fits whole).
+pub const SLOT: usize = 2048;
+
+/// Why a capture could not be opened, and whether waiting can help.
+#[derive(Debug)]
+pub struct OpenError {
+    /// The system's error.
+    pub error: io::Error,
+    /// What it means for the daemon, when waiting will not help (no privilege, no packet
+    /// sockets in this kernel, a filter the kernel refuses): `None` for errors that may pass
+    /// (the interface vanished, memory was short).
+    pub permanent: Option<&'static str>,
+}
+
+impl OpenError {
+    fn new(error: io::Error) -> OpenError {
+        let permanent = match error.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => Some("packet capture needs root or CAP_NET_RAW"),
+            Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::ESOCKTNOSUPPORT) => {
+                Some("this kernel has no packet sockets (CONFIG_PACKET)")
+            }
+            Some(libc::EINVAL) => Some("the kernel refused the capture filter"),
+            _ => None,
+        };
+        OpenError { error, permanent }
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.permanent {
+            Some(why) => write!(f, "{} ({why})", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+/// What [`Capture::recv_batch`] read, per packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
     /// Ethertype from the link layer (`sll_protocol`), host order.
     pub ethertype: u16,
     /// `PACKET_HOST`, `PACKET_OUTGOING`, ...
     pub pkttype: u8,
-    /// Bytes copied into the buffer (the packet may have been longer).
+    /// Bytes kept (the packet may have been longer).
     pub len: usize,
+}
+
+/// Buffers for [`Capture::recv_batch`]: allocated and written once, reused for every batch.
+pub struct Batch {
+    bufs: Box<[[u8; SLOT]; BATCH]>,
+    iov: Box<[libc::iovec; BATCH]>,
+    addrs: Box<[libc::sockaddr_ll; BATCH]>,
+    hdrs: Box<[libc::mmsghdr; BATCH]>,
+    len: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        // SAFETY: iovec, sockaddr_ll and mmsghdr are plain data; zeroed is a valid value
+        // (recv_batch fills them in before each use).
+        let (iov, addrs, hdrs) =
+            unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
+        Batch {
+            // Written, not just allocated: the pages are resident from the start, so a flood
+            // does not grow the daemon's memory.
+            bufs: Box::new([[0xff; SLOT]; BATCH]),
+            iov: Box::new(iov),
+            addrs: Box::new(addrs),
+            hdrs: Box::new(hdrs),
+            len: 0,
+        }
+    }
+}
+
+impl Batch {
+    /// Packets read by the last [`Capture::recv_batch`].
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the last read found nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Packet `i` of the last read (`None` past the end): what the link layer said, and the
+    /// bytes kept.
+    pub fn get(&self, i: usize) -> Option<(Frame, &[u8])> {
+        if i >= self.len {
+            return None;
+        }
+        let sll = self.addrs.get(i)?;
+        let len = (self.hdrs.get(i)?.msg_len as usize).min(SLOT);
+        let frame = Frame {
+            ethertype: u16::from_be(sll.sll_protocol),
+            pkttype: sll.sll_pkttype,
+            len,
+        };
+        Some((frame, self.bufs.get(i)?.get(..len)?))
+    }
 }
 
 /// An open capture on one interface.
@@ -37,7 +137,11 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 
 impl Capture {
     /// Opens a capture on `ifindex` with `prog` attached.
-    pub fn open(ifindex: u32, prog: &[filter::Insn]) -> io::Result<Capture> {
+    pub fn open(ifindex: u32, prog: &[filter::Insn]) -> Result<Capture, OpenError> {
+        Self::try_open(ifindex, prog).map_err(OpenError::new)
+    }
+
+    fn try_open(ifindex: u32, prog: &[filter::Insn]) -> io::Result<Capture> {
         // Protocol 0 first: the socket receives nothing until bind, so no packet can slip in
         // before the filter is attached.
         // SAFETY: plain socket(2) call; the result is checked before use.
@@ -79,7 +183,8 @@ impl Capture {
         Ok(cap)
     }
 
-    /// Replaces the filter (the doors changed: reload, one-time sequence used).
+    /// Replaces the filter (the doors or the addresses changed). The kernel swaps programs
+    /// atomically: every packet meets either the old program or the new one, never none.
     pub fn set_filter(&self, prog: &[filter::Insn]) -> io::Result<()> {
         let fprog = libc::sock_fprog {
             len: prog.len() as u16,
@@ -99,34 +204,46 @@ impl Capture {
         Ok(())
     }
 
-    /// Reads one packet into `buf`; `Ok(None)` when nothing is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Frame>> {
-        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: `buf` and `sll` are valid for writes of the lengths given.
+    /// Reads the packets waiting, up to [`BATCH`], into `batch`; 0 when none is waiting.
+    pub fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
+        let b = &mut *batch;
+        for i in 0..BATCH {
+            b.iov[i] = libc::iovec {
+                iov_base: b.bufs[i].as_mut_ptr() as *mut libc::c_void,
+                iov_len: SLOT,
+            };
+            // SAFETY: msghdr is plain data; zeroed is a valid value, filled in below.
+            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+            h.msg_name = &mut b.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            h.msg_iov = &mut b.iov[i];
+            h.msg_iovlen = 1;
+            b.hdrs[i] = libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            };
+        }
+        b.len = 0;
+        // SAFETY: every header points at live buffers of `batch` of the lengths given; the
+        // kernel writes at most BATCH messages.
         let n = unsafe {
-            libc::recvfrom(
+            libc::recvmmsg(
                 self.fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                0,
-                &mut sll as *mut _ as *mut libc::sockaddr,
-                &mut len,
+                b.hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
             )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
                 _ => Err(e),
             };
         }
-        Ok(Some(Frame {
-            ethertype: u16::from_be(sll.sll_protocol),
-            pkttype: sll.sll_pkttype,
-            len: (n as usize).min(buf.len()),
-        }))
+        b.len = (n as usize).min(BATCH);
+        Ok(b.len)
     }
 
     /// Packets the kernel dropped because the socket's queue was full, since the last call

@@ -183,8 +183,10 @@ pub struct Options {
     pub log_file: Option<PathBuf>,
     /// `PidFile` (knockd's default `/var/run/knockd.pid`).
     pub pid_file: PathBuf,
-    /// `Interface` (the command line's `-i` wins).
-    pub interface: Option<String>,
+    /// `Interface`: one name, or several separated by commas (the command line's `-i` wins);
+    /// empty when not given. Each name is a valid interface name (1 to 15 bytes, no `/`,
+    /// `:`, `,` or white space).
+    pub interfaces: Vec<String>,
     /// `SweepGuard`: TCP probes without ACK to ports near a door's ports, from a source that
     /// is knocking on that door, count as wrong knocks, so a port sweep opens nothing.
     pub sweep_guard: bool,
@@ -214,7 +216,7 @@ impl Default for Options {
             use_syslog: false,
             log_file: None,
             pid_file: PathBuf::from("/var/run/knockd.pid"),
-            interface: None,
+            interfaces: Vec::new(),
             sweep_guard: true,
             sweep_window: 16,
             tolerate_repeats: true,
@@ -256,6 +258,32 @@ impl fmt::Display for ConfigError {
         // kept so that editors and scripts parse every message the same way.
         write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
     }
+}
+
+/// Splits a comma-separated list of interface names (`Interface = pppoe-wan, wg0`, `-i`),
+/// checking each as the kernel would.
+pub fn interface_list(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        if name.is_empty() || name.len() > 15 || name == "." || name == ".." {
+            return Err(format!(
+                "'{name}' is not an interface name; expected names of 1 to 15 characters, \
+                 separated by commas"
+            ));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| c.is_whitespace() || matches!(c, '/' | ':'))
+        {
+            return Err(format!(
+                "interface name '{name}' contains '{c}'; expected names separated by commas"
+            ));
+        }
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// Reads and parses the config file at `path` (and any one-time sequence files it names).

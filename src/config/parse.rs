@@ -76,7 +76,7 @@ impl Parser<'_> {
         let result: Result<(), String> = match lower.as_str() {
             "logfile" => non_empty(value).map(|v| o.log_file = Some(PathBuf::from(v))),
             "pidfile" => non_empty(value).map(|v| o.pid_file = PathBuf::from(v)),
-            "interface" => non_empty(value).map(|v| o.interface = Some(v.to_string())),
+            "interface" => super::interface_list(value).map(|v| o.interfaces = v),
             "statefile" => non_empty(value).map(|v| o.state_file = Some(PathBuf::from(v))),
             "sweepguard" => parse_bool(value).map(|b| o.sweep_guard = b),
             "toleraterepeats" => parse_bool(value).map(|b| o.tolerate_repeats = b),

@@ -1,23 +1,26 @@
 //! The daemon's loop: one thread, no async runtime. It sleeps in poll(2) on the capture
-//! socket, a signalfd and a netlink socket, until a packet, a signal, an interface change or
-//! the next deadline (an attempt's window or a grant's stop time) — never on a fixed tick.
+//! sockets (one per interface, see [`listen`]), a signalfd and a netlink socket, until a
+//! packet, a signal, an interface change or the next deadline (an attempt's window, a grant's
+//! stop time, a capture retry) — never on a fixed tick.
 //!
 //! Signals are received as data through the signalfd, so no work ever happens in a signal
 //! handler: SIGHUP reloads (parse first; on an error the old config stays), SIGTERM/SIGINT
 //! close the open doors and exit, SIGUSR1 logs the counters, SIGCHLD reaps commands.
 
 mod actions;
+mod listen;
 
-use crate::capture::{filter, Capture};
+use crate::capture::filter;
 use crate::config::{self, Config, Door};
 use crate::grant::Grants;
-use crate::iface::{self, Addrs, Watch};
+use crate::iface::Watch;
 use crate::packet::{self, Dropped};
 use crate::runner::Runner;
 use crate::tracker::{Rules, Tracker};
 use crate::{logging, state};
 use actions::Actions;
 pub use actions::Counters;
+use listen::{Doors, Fatal, Interfaces};
 use log::{debug, error, info, warn};
 use std::io;
 use std::net::IpAddr;
@@ -28,8 +31,8 @@ use std::time::{Duration, Instant};
 /// What the command line decided, beyond the config file.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Interface given with `-i` (wins over the config's `Interface`).
-    pub interface: Option<String>,
+    /// Interfaces given with `-i` (win over the config's `Interface`); empty if none.
+    pub interfaces: Vec<String>,
     /// Ignore IPv6 (`-4`).
     pub ipv4_only: bool,
     /// Log file given with `-g` (wins over the config's `LogFile`).
@@ -50,14 +53,12 @@ pub fn run(cfg: Config, settings: Settings) -> i32 {
 struct Daemon {
     tracker: Tracker,
     act: Actions,
-    iface: String,
+    ifaces: Interfaces,
     state_file: std::path::PathBuf,
-    capture: Option<Capture>,
-    addrs: Addrs,
-    prog: Vec<filter::Insn>,
     watch: Watch,
     signals: OwnedFd,
-    buf: Box<[u8; 4096]>,
+    /// poll(2)'s array, refilled in place each round (capacity kept: no allocation).
+    fds: Vec<libc::pollfd>,
 }
 
 fn rules(o: &config::Options) -> Rules {
@@ -68,11 +69,23 @@ fn rules(o: &config::Options) -> Rules {
     }
 }
 
-fn interface_of(cfg: &Config, s: &Settings) -> String {
-    s.interface
-        .clone()
-        .or_else(|| cfg.options.interface.clone())
-        .unwrap_or_else(|| "eth0".into())
+/// The interfaces to watch: `-i` (each may be given more than once), else the config's
+/// `Interface` list, else `eth0`, as knockd.
+fn interfaces_of(cfg: &Config, s: &Settings) -> Vec<String> {
+    let mut v = if !s.interfaces.is_empty() {
+        s.interfaces.clone()
+    } else if !cfg.options.interfaces.is_empty() {
+        cfg.options.interfaces.clone()
+    } else {
+        vec!["eth0".to_string()]
+    };
+    let mut seen = Vec::new();
+    v.retain(|n| {
+        let new = !seen.contains(n);
+        seen.push(n.clone());
+        new
+    });
+    v
 }
 
 fn signalfd() -> io::Result<OwnedFd> {
@@ -108,11 +121,11 @@ impl Daemon {
         let tracker = Tracker::new(rules(o), o.max_attempts, cfg.doors.len());
         let grants = Grants::new(o.max_grants);
         let runner = Runner::new(o.max_children, o.max_grants * 2 + 64);
-        let iface = interface_of(&cfg, &settings);
+        let names = interfaces_of(&cfg, &settings);
         let state_file = o
             .state_file
             .clone()
-            .unwrap_or_else(|| state::default_path(&iface));
+            .unwrap_or_else(|| state::default_path(&names.join("+")));
         let mut d = Daemon {
             tracker,
             act: Actions {
@@ -124,24 +137,33 @@ impl Daemon {
                 doors_changed: false,
                 grants_changed: false,
             },
-            iface,
+            fds: Vec::with_capacity(names.len() + 2),
+            ifaces: Interfaces::new(&names),
             state_file,
-            capture: None,
-            addrs: Addrs::new(),
-            prog: Vec::new(),
             watch,
             signals,
-            buf: Box::new([0; 4096]),
         };
-        d.prog = d.build_filter();
         d.recover();
         Ok(d)
     }
 
-    fn build_filter(&self) -> Vec<filter::Insn> {
+    /// Binds, re-binds or releases the interfaces as they are now, with filters for their
+    /// current addresses and the current doors (`force`: also those waiting to retry).
+    fn refresh(&mut self, force: bool) -> Result<(), Fatal> {
         let cfg = &self.act.cfg;
-        let ports = filter::ports(&cfg.doors, &rules(&cfg.options));
-        filter::program(&ports, !self.act.settings.ipv4_only)
+        let doors = Doors {
+            doors: &cfg.doors,
+            rules: rules(&cfg.options),
+            ipv6: !self.act.settings.ipv4_only,
+        };
+        self.ifaces.refresh(&doors, Instant::now(), force)
+    }
+
+    /// Logs a failure that waiting will not fix, closes what is open, and gives the exit status.
+    fn fatal(&mut self, f: Fatal) -> i32 {
+        error!("{}", f.0);
+        self.shutdown();
+        1
     }
 
     /// Takes over the grants a previous run left open (see [`state`]).
@@ -172,57 +194,34 @@ impl Daemon {
         }
     }
 
-    /// Binds the capture to the interface as it is now; `false` if it does not exist.
-    fn attach(&mut self) -> bool {
-        let Some(index) = iface::index(&self.iface) else {
-            if self.capture.take().is_some() {
-                warn!(
-                    "interface {} is gone; waiting for it to come back",
-                    self.iface
-                );
-            }
-            self.addrs.clear();
-            return false;
-        };
-        self.addrs = iface::addresses(&self.iface);
-        if self.capture.as_ref().is_some_and(|c| c.ifindex == index) {
-            return true;
-        }
-        match Capture::open(index, &self.prog) {
-            Ok(c) => {
-                info!("listening on {} (index {index})", self.iface);
-                self.capture = Some(c);
-                true
-            }
-            Err(e) => {
-                error!("cannot capture on {}: {e}", self.iface);
-                false
-            }
-        }
-    }
-
     fn run(&mut self) -> i32 {
-        info!("starting up, listening on {}", self.iface);
-        if !self.attach() {
-            warn!(
-                "interface {} does not exist yet; waiting for it",
-                self.iface
-            );
+        info!("starting up, listening on {}", self.ifaces.names());
+        if let Err(f) = self.refresh(true) {
+            return self.fatal(f);
         }
-        debug!("filter: {} instructions", self.prog.len());
         loop {
             let now = Instant::now();
             self.tick(now);
+            if self.ifaces.next_retry().is_some_and(|t| t <= now) {
+                if let Err(f) = self.refresh(false) {
+                    return self.fatal(f);
+                }
+            }
+            if self.ifaces.nap_over(now) {
+                // A flood: the packets gathered during the nap are read in full batches.
+                self.read_all(now);
+                continue;
+            }
             let timeout = self.next_deadline().map_or(-1, |t| {
                 let d = t.saturating_duration_since(Instant::now());
                 // Round up, so that we never wake just before the deadline.
                 (d.as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32
             });
-            let mut fds = [
-                pollfd(self.signals.as_raw_fd()),
-                pollfd(self.watch.raw_fd()),
-                pollfd(self.capture.as_ref().map_or(-1, Capture::raw_fd)),
-            ];
+            self.fds.clear();
+            self.fds.push(pollfd(self.signals.as_raw_fd()));
+            self.fds.push(pollfd(self.watch.raw_fd()));
+            self.ifaces.poll_fds(&mut self.fds);
+            let fds = &mut self.fds;
             // SAFETY: `fds` is a valid array of pollfd for its length.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if r < 0 {
@@ -233,30 +232,54 @@ impl Daemon {
                 }
                 continue;
             }
-            if fds[0].revents != 0 {
+            if self.fds[0].revents != 0 {
                 if let Some(code) = self.on_signals() {
                     return code;
                 }
             }
-            // A deleted link shows up as a missing index (attach drops the socket); a
-            // re-created one has a new index, and attach binds to it.
-            if fds[1].revents != 0 && self.watch.drain() {
-                self.attach();
-                debug!("addresses of {}: {:?}", self.iface, self.addrs);
+            // Addresses first: packets read after this meet the new filter and addresses. A
+            // deleted link shows up as a missing index (its socket is dropped); a re-created
+            // one has a new index, and gets a new socket.
+            if self.fds[1].revents != 0 && self.watch.drain() {
+                if let Err(f) = self.refresh(false) {
+                    return self.fatal(f);
+                }
+                for l in &self.ifaces.list {
+                    debug!("addresses of {}: {:?}", l.name, l.addrs);
+                }
             }
-            if fds[2].revents != 0 {
-                self.read_packets();
+            let now = Instant::now();
+            let mut n = 0;
+            for i in 0..self.ifaces.list.len() {
+                if self.fds.get(i + 2).is_some_and(|f| f.revents != 0) {
+                    n += self.read_packets(i, now);
+                }
+            }
+            if n > 0 {
+                self.ifaces.note_round(n, now);
             }
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let a = self.tracker.next_deadline();
-        let g = self.act.grants.next_deadline();
-        match (a, g) {
-            (Some(a), Some(g)) => Some(a.min(g)),
-            (a, g) => a.or(g),
+    /// Reads every interface (after a nap) and notes the round.
+    fn read_all(&mut self, now: Instant) {
+        let mut n = 0;
+        for i in 0..self.ifaces.list.len() {
+            n += self.read_packets(i, now);
         }
+        self.ifaces.note_round(n, now);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.tracker.next_deadline(),
+            self.act.grants.next_deadline(),
+            self.ifaces.next_retry(),
+            self.ifaces.nap_until(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Time-driven work: expire attempts, run due stop commands, rebuild what changed.
@@ -270,11 +293,9 @@ impl Daemon {
         }
         if act.doors_changed {
             act.doors_changed = false;
-            self.prog = self.build_filter();
-            if let Some(c) = &self.capture {
-                if let Err(e) = c.set_filter(&self.prog) {
-                    error!("cannot update the capture filter: {e}");
-                }
+            if let Err(f) = self.refresh(true) {
+                // Only a new socket can fail for good, and the sockets in place are kept.
+                error!("{}", f.0);
             }
         }
         let act = &mut self.act;
@@ -286,59 +307,64 @@ impl Daemon {
         }
     }
 
-    fn read_packets(&mut self) {
-        // A bounded batch, so signals and deadlines are not starved by a flood.
-        for _ in 0..256 {
-            let Some(cap) = &self.capture else {
+    /// Reads what is waiting on interface `i`, a bounded number of batches (so signals and
+    /// deadlines are not starved by a flood); returns the packets read.
+    fn read_packets(&mut self, i: usize, now: Instant) -> usize {
+        let mut total = 0;
+        for _ in 0..16 {
+            let n = self.ifaces.recv(i, now);
+            total += n;
+            for j in 0..n {
+                self.on_packet(i, j);
+            }
+            if n < crate::capture::BATCH {
+                break;
+            }
+        }
+        total
+    }
+
+    /// One packet of the last batch read from interface `i`.
+    fn on_packet(&mut self, i: usize, j: usize) {
+        let Some((frame, bytes)) = self.ifaces.packet(j) else {
+            return;
+        };
+        // The filter already keeps these out; checked again in case it fell back to less.
+        if frame.pkttype >= filter::PACKET_OTHERHOST {
+            return;
+        }
+        let act = &mut self.act;
+        act.counters.packets += 1;
+        let k = match packet::parse(frame.ethertype, bytes) {
+            Ok(k) => k,
+            Err(Dropped::Malformed) => {
+                act.counters.malformed += 1;
                 return;
-            };
-            let frame = match cap.recv(&mut self.buf[..]) {
-                Ok(Some(f)) => f,
-                Ok(None) => return,
-                Err(e) => {
-                    // ENETDOWN after the link went down, ENXIO after it vanished: the netlink
-                    // watch tells us when to bind again.
-                    warn!("capture on {}: {e}", self.iface);
-                    if e.raw_os_error() != Some(libc::ENETDOWN) {
-                        self.capture = None;
-                        self.attach();
-                    }
-                    return;
-                }
-            };
-            if frame.pkttype == libc::PACKET_OUTGOING {
-                continue;
             }
-            let act = &mut self.act;
-            act.counters.packets += 1;
-            let k = match packet::parse(frame.ethertype, &self.buf[..frame.len]) {
-                Ok(k) => k,
-                Err(Dropped::Malformed) => {
-                    act.counters.malformed += 1;
-                    continue;
-                }
-                Err(_) => continue,
-            };
-            if act.settings.ipv4_only && k.src.is_ipv6() {
-                continue;
-            }
-            debug!(
-                "{} {} -> {} port {} flags {:#04x}",
-                k.proto.name(),
-                k.src,
-                k.dst,
-                k.port,
-                k.flags
-            );
-            let now = Instant::now();
-            let addrs = &self.addrs;
-            let local = |ip: IpAddr| addrs.contains(&ip);
-            let doors = act.cfg.doors.clone(); // a reference count, not a copy
-            self.tracker
-                .on_knock(&doors, &local, &k, now, &mut |e| act.on_event(e, now));
-            if act.doors_changed || act.grants_changed {
-                self.tick(now);
-            }
+            Err(_) => return,
+        };
+        if act.settings.ipv4_only && k.src.is_ipv6() {
+            return;
+        }
+        debug!(
+            "{} {} -> {} port {} flags {:#04x}",
+            k.proto.name(),
+            k.src,
+            k.dst,
+            k.port,
+            k.flags
+        );
+        let now = Instant::now();
+        let Some(l) = self.ifaces.list.get(i) else {
+            return;
+        };
+        let addrs = &l.addrs;
+        let local = |ip: IpAddr| addrs.contains(&ip);
+        let doors = act.cfg.doors.clone(); // a reference count, not a copy
+        self.tracker
+            .on_knock(&doors, &local, &k, now, &mut |e| act.on_event(e, now));
+        if act.doors_changed || act.grants_changed {
+            self.tick(now);
         }
     }
 
@@ -371,9 +397,7 @@ impl Daemon {
     }
 
     fn collect_drops(&mut self) {
-        if let Some(c) = &self.capture {
-            self.act.counters.kernel_drops += c.drops();
-        }
+        self.act.counters.kernel_drops += self.ifaces.drops();
     }
 
     fn reload(&mut self) {
@@ -384,11 +408,11 @@ impl Daemon {
             Ok(new) => {
                 self.tracker.reset(rules(&new.options), new.doors.len());
                 let old = std::mem::replace(&mut self.act.cfg, new);
-                let iface = interface_of(&self.act.cfg, &self.act.settings);
-                if iface != self.iface {
-                    info!("interface changes from {} to {iface}", self.iface);
-                    self.iface = iface;
-                    self.capture = None;
+                let names = interfaces_of(&self.act.cfg, &self.act.settings);
+                let before = self.ifaces.names();
+                self.ifaces.rename(&names);
+                if self.ifaces.names() != before {
+                    info!("interfaces change from {before} to {}", self.ifaces.names());
                 }
                 let o = &self.act.cfg.options;
                 if o.log_file != old.options.log_file && self.act.settings.log_file.is_none() {
@@ -398,7 +422,6 @@ impl Daemon {
                     }
                 }
                 self.act.doors_changed = true;
-                self.attach();
                 info!("reloaded: {} door(s)", self.act.cfg.doors.len());
             }
             Err(errors) => {

@@ -30,7 +30,12 @@ fn knockd_getopt_forms() {
         .unwrap()
         .unwrap();
     assert!(d.daemon && d.verbose);
-    assert_eq!(d.interface.as_deref(), Some("wan0"));
+    assert_eq!(d.interfaces, ["wan0"]);
+    let m = parse_daemon(&["-i", "pppoe-wan", "-iwg0", "--interface=eth1,eth2"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.interfaces, ["pppoe-wan", "wg0", "eth1", "eth2"]);
+    assert!(parse_daemon(&["-i", "eth0,"]).is_err());
     assert_eq!(d.pidfile, Some(PathBuf::from("/run/k.pid")));
     assert!(parse_daemon(&["-h"]).unwrap().is_none());
     assert!(parse_daemon(&["-x"]).is_err());

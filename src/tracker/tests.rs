@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{parse, Config};
+use crate::config::{flag, parse, Config};
 use std::path::Path;
 use std::time::Duration;
 
@@ -207,6 +207,69 @@ fn port_sweeps_open_nothing_unless_guard_is_off() {
     assert!(down.opened().is_empty());
 }
 
+/// Every kind of sweep, ascending and descending over a door's ports, against the doors it
+/// could open: with the guard nothing opens; without it (knockd's behaviour) the sweep opens
+/// the door, so each case shows the guard at work.
+#[test]
+fn sweeps_of_every_probe_kind_open_nothing() {
+    const ANY: &str = "[d]\nsequence = 7000,8000,9000\n";
+    const SYN_DOOR: &str = "[d]\nsequence = 7000,8000,9000\ntcpflags = syn\n";
+    const UDP: &str = "[d]\nsequence = 7000:udp,8000:udp,9000:udp\n";
+    let kinds: [(&str, &str, Proto, u8); 8] = [
+        ("SYN (nmap -sS)", ANY, Proto::Tcp, flag::SYN),
+        ("ACK (nmap -sA)", ANY, Proto::Tcp, flag::ACK),
+        ("ACK (nmap -sW window)", ANY, Proto::Tcp, flag::ACK),
+        (
+            "FIN+ACK (nmap -sM Maimon)",
+            ANY,
+            Proto::Tcp,
+            flag::FIN | flag::ACK,
+        ),
+        (
+            "FIN+PSH+URG (nmap -sX)",
+            ANY,
+            Proto::Tcp,
+            flag::FIN | flag::PSH | flag::URG,
+        ),
+        ("no flags (nmap -sN)", ANY, Proto::Tcp, 0),
+        ("SYN+ACK", SYN_DOOR, Proto::Tcp, flag::SYN | flag::ACK),
+        ("UDP (nmap -sU)", UDP, Proto::Udp, 0),
+    ];
+    for (what, door, proto, flags) in kinds {
+        for guard in [true, false] {
+            let r = Rules {
+                sweep_guard: guard,
+                ..rules()
+            };
+            let desc = door
+                .replace("7000,8000,9000", "9000,8000,7000")
+                .replace("7000:udp,8000:udp,9000:udp", "9000:udp,8000:udp,7000:udp");
+            let mut up = Bench::with(door, r, 64);
+            let mut down = Bench::with(&desc, r, 64);
+            for p in 6990..=9010 {
+                up.send("198.18.0.1", proto, p, flags);
+                down.send("198.18.0.1", proto, 16000 - p, flags);
+            }
+            let want = if guard { 0 } else { 1 };
+            assert_eq!(up.opened().len(), want, "{what} ascending, guard {guard}");
+            assert_eq!(
+                down.opened().len(),
+                want,
+                "{what} descending, guard {guard}"
+            );
+        }
+    }
+    // What a door's flags refuse cannot advance it, so it is no part of a sweep against it:
+    // ACKs near a syn,!ack door's ports leave a knock in progress alone.
+    let mut b = Bench::new("[d]\nsequence = 7000,8000\ntcpflags = syn,!ack\n");
+    b.syn("192.0.2.2", 7000);
+    b.send("192.0.2.2", Proto::Tcp, 7001, flag::ACK);
+    b.send("192.0.2.2", Proto::Tcp, 7001, flag::SYN | flag::ACK);
+    b.send("192.0.2.2", Proto::Udp, 7001, 0);
+    b.syn("192.0.2.2", 8000);
+    assert_eq!(b.opened().len(), 1);
+}
+
 #[test]
 fn tcp_flags_filter_and_negation() {
     let text = "[d]\nsequence = 7000,8000\ntcpflags = syn,!ack\n";
@@ -231,9 +294,9 @@ fn udp_and_mixed_sequences_need_the_right_protocol() {
     b.send("192.0.2.2", Proto::Tcp, 8000, flag::SYN);
     b.send("192.0.2.2", Proto::Udp, 9000, 0);
     assert_eq!(b.opened().len(), 1);
-    // A TCP SYN on a UDP step's port is not the step. The sweep guard counts it as a wrong
-    // knock; without the guard it is invisible, as in knockd.
-    for (guard, opens) in [(true, 0), (false, 1)] {
+    // A TCP SYN on a UDP step's port is not the step, and no TCP sweep can advance a UDP
+    // step: it is invisible, guard or not, as in knockd. A UDP datagram there is watched.
+    for (guard, opens) in [(true, 1), (false, 1)] {
         let r = Rules {
             sweep_guard: guard,
             ..rules()

@@ -79,6 +79,9 @@ ip -n "$BR" link set p-s master br0 up
 in_srv ip addr add 192.0.2.1/24 dev eth0
 in_srv ip addr add 2001:db8::1/64 dev eth0 nodad
 in_srv ip link set eth0 up
+# The new eth0 has a new MAC: frames the client still sends to the old one arrive as
+# PACKET_OTHERHOST, which the server's stack and the daemon both ignore.
+ip -n "$CLI" neigh flush dev eth0
 sleep 1
 knock_from "$CLI" 192.0.2.1 1000 1100 1200
 expect "knock opens after the interface was re-created" wait_for 3 has_rule ssh 192.0.2.2

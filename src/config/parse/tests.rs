@@ -25,7 +25,7 @@ fn reads_the_knockd_example() {
         c.options.log_file,
         Some(PathBuf::from("/var/log/knockd.log"))
     );
-    assert_eq!(c.options.interface.as_deref(), Some("eno1"));
+    assert_eq!(c.options.interfaces, ["eno1"]);
     assert_eq!(c.doors.len(), 2);
     let d = &c.doors[0];
     assert_eq!(d.name, "openSSH4knocker");
@@ -193,4 +193,25 @@ fn one_time_sequences_file() {
     let (_, seq) = crate::config::OneTime::open(&seqs).unwrap();
     assert!(seq.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn interface_takes_a_comma_separated_list() {
+    let c = ok("[options]\nInterface = pppoe-wan, wg0,eth1.2\n[d]\nsequence = 1\n");
+    assert_eq!(c.options.interfaces, ["pppoe-wan", "wg0", "eth1.2"]);
+    for bad in [
+        "eth0,,wg0",
+        "eth0 wg0",
+        "a/b",
+        "eth0:1",
+        "waytoolonginterfacename",
+    ] {
+        let text = format!("[options]\n  Interface = {bad}\n[d]\nsequence = 1\n");
+        let e = parse(Path::new("k.conf"), &text).unwrap_err();
+        assert!(
+            e[0].to_string().starts_with("k.conf:2: Interface: "),
+            "{bad}: {}",
+            e[0]
+        );
+    }
 }
