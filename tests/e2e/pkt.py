@@ -3,7 +3,8 @@
 
   pkt.py tcp   SRC DST PORT [FLAGS] [COUNT]   FLAGS like S, SA, F, A (default S)
   pkt.py udp   SRC DST PORT [COUNT]
-  pkt.py sweep SRC DST FROM TO                one SYN per port, in the order FROM..TO
+  pkt.py sweep SRC DST FROM TO [FLAGS|udp]   one probe per port, in the order FROM..TO: TCP
+                                              with FLAGS (default S), or UDP
   pkt.py flood NET DST PORT COUNT             SYNs from COUNT distinct sources in NET/15
   pkt.py noise SRC DST COUNT                  non-candidate traffic: UDP to port 53, ACKs
   pkt.py tun   NAME                           create tun device NAME (raw IP, no link header)
@@ -115,10 +116,15 @@ def main():
             send(udp(addr(src), addr(dst), 40000, port), dst)
     elif cmd == "sweep":
         src, dst, lo, hi = args[0], args[1], int(args[2]), int(args[3])
+        kind = args[4] if len(args) > 4 else "S"
         check_src(src)
         step = 1 if hi >= lo else -1
         for port in range(lo, hi + step, step):
-            send(tcp(addr(src), addr(dst), 40000, port, FLAGS["S"]), dst)
+            if kind == "udp":
+                send(udp(addr(src), addr(dst), 40000, port), dst)
+            else:
+                flags = sum(FLAGS[c] for c in kind)
+                send(tcp(addr(src), addr(dst), 40000, port, flags), dst)
     elif cmd == "flood":
         net, dst, port, count = ipaddress.ip_network(args[0]), args[1], int(args[2]), int(args[3])
         check_src(str(net.network_address))
