@@ -1,7 +1,13 @@
-/* bench-send: the traffic of scripts/bench, from a raw IPv4 socket (IP_HDRINCL) with sendmmsg.
+/* bench-send: the traffic of scripts/bench, from raw sockets (IPv4 IP_HDRINCL, IPv6 IPPROTO_RAW)
+ * with sendmmsg.
  *
- *   bench-send noise  SRC DST COUNT            non-candidates, as fast as it can: UDP to other
- *                                              ports, TCP ACKs, SYNs to unrelated ports
+ *   bench-send noise  SRC DST COUNT [SRC6 DST6 P1 P2 P3]
+ *                                              non-candidates, as fast as it can: UDP to other
+ *                                              ports, TCP ACKs, SYNs to unrelated ports; with the
+ *                                              optional arguments also ACKs, RSTs and SYN+ACKs to
+ *                                              the sequence ports P1..P3, SYNs to them at an
+ *                                              address that is not DST's (sent to DST's MAC), and
+ *                                              a quarter of it all over IPv6 (SRC6 -> DST6)
  *   bench-send flood  DST PORT COUNT RATE [FROM]  SYNs to PORT from distinct sources in
  *                                              198.18.0.0/15 (starting with the FROMth), RATE
  *                                              packets/s (0: no pacing)
@@ -80,6 +86,49 @@ static int build(uint8_t *b, uint32_t src, uint32_t dst, uint16_t sport, uint16_
     return n;
 }
 
+/* Builds an IPv6 TCP (flags) or UDP (flags < 0) packet; returns its length. */
+static int build6(uint8_t *b, const uint8_t *src, const uint8_t *dst, uint16_t sport,
+                  uint16_t dport, int flags) {
+    int tcp = flags >= 0, l4 = tcp ? 20 : 9, n = 40 + l4;
+    memset(b, 0, n);
+    b[0] = 0x60;
+    b[4] = l4 >> 8, b[5] = l4;
+    b[6] = tcp ? 6 : 17;
+    b[7] = 64;
+    memcpy(b + 8, src, 16);
+    memcpy(b + 24, dst, 16);
+    uint32_t ps = l4 + b[6];
+    for (int i = 8; i < 40; i += 2) ps += (b[i] << 8) | b[i + 1];
+    uint8_t *t = b + 40;
+    t[0] = sport >> 8, t[1] = sport, t[2] = dport >> 8, t[3] = dport;
+    uint16_t c;
+    if (tcp) {
+        t[7] = 1;
+        t[12] = 5 << 4;
+        t[13] = flags;
+        t[14] = 4;
+        c = csum(t, l4, ps);
+        t[16] = c >> 8, t[17] = c;
+    } else {
+        t[5] = l4;
+        c = csum(t, l4, ps);
+        if (!c) c = 0xffff;
+        t[6] = c >> 8, t[7] = c;
+    }
+    return n;
+}
+
+static int sock6(void) {
+    int s = socket(AF_INET6, SOCK_RAW, IPPROTO_RAW); /* IPPROTO_RAW: the header is ours */
+    if (s < 0) {
+        perror("bench-send: raw IPv6 socket");
+        exit(1);
+    }
+    int sndbuf = 4 << 20;
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    return s;
+}
+
 static int sock(void) {
     int s = socket(AF_INET, SOCK_RAW, IPPROTO_RAW), one = 1;
     if (s < 0 || setsockopt(s, IPPROTO_IP, IP_HDRINCL, &one, sizeof one) < 0) {
@@ -139,14 +188,67 @@ static void run(int s, long count, long rate, int (*make)(long, uint8_t *), cons
 static uint32_t g_src, g_dst;
 static uint16_t g_port;
 static long g_from;
+static int g_seq; /* sequence ports given: the full noise mix */
+static uint16_t g_ports[3];
+static uint8_t g_src6[16], g_dst6[16], g_other6[16];
 
 static int noise(long i, uint8_t *b) {
-    uint16_t p = i % 4000;
-    switch (i % 3) {
+    uint16_t p = i % 4000, q = g_ports[(i / 8) % 3];
+    switch (i % (g_seq ? 8 : 3)) {
     case 0: return build(b, g_src, g_dst, 5353, 20000 + p, -1, i);          /* UDP elsewhere */
     case 1: return build(b, g_src, g_dst, 22, 40000 + p, 0x10, i);          /* ACK */
-    default: return build(b, g_src, g_dst, 41000 + p, 20000 + p, 0x02, i); /* SYN elsewhere */
+    case 2: return build(b, g_src, g_dst, 41000 + p, 20000 + p, 0x02, i); /* SYN elsewhere */
+    case 3: return build(b, g_src, g_dst, 22, q, 0x10, i);                  /* ACK to a seq port */
+    case 4: return build(b, g_src, g_dst, 22, q, 0x04, i);                  /* RST to a seq port */
+    case 5: return build(b, g_src, g_dst, 22, q, 0x12, i);                  /* SYN+ACK to one */
+    default: /* a knock to an address that is not the interface's (routed through it) */
+        return build(b, g_src, g_dst + 98, 41000 + p, q, 0x02, i);
     }
+}
+
+static int noise6(long i, uint8_t *b) {
+    uint16_t p = i % 4000, q = g_ports[(i / 8) % 3];
+    switch (i % 4) {
+    case 0: return build6(b, g_src6, g_dst6, 5353, 20000 + p, -1);  /* UDP elsewhere */
+    case 1: return build6(b, g_src6, g_dst6, 22, q, 0x10);          /* ACK to a seq port */
+    case 2: return build6(b, g_src6, g_dst6, 22, q, 0x12);          /* SYN+ACK to one */
+    default: return build6(b, g_src6, g_other6, 41000 + p, q, 0x02); /* another address */
+    }
+}
+
+static void addr6(const char *s, uint8_t *out) {
+    if (inet_pton(AF_INET6, s, out) != 1 || memcmp(out, "\x20\x01\x0d\xb8", 4)) {
+        fprintf(stderr, "bench-send: bad or foreign IPv6 address %s\n", s);
+        exit(2);
+    }
+}
+
+/* The full noise mix: batches of IPv4 (mix of 8) and, one batch in four, IPv6 (mix of 4). */
+static void noise_mixed(long count) {
+    int s4 = sock(), s6 = sock6();
+    struct sockaddr_in6 to6 = {.sin6_family = AF_INET6};
+    memcpy(&to6.sin6_addr, g_dst6, 16);
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+    long sent = 0;
+    for (long batch = 0; sent < count; batch++) {
+        int v6 = batch % 4 == 3, n = count - sent < BATCH ? count - sent : BATCH;
+        for (int j = 0; j < n; j++) {
+            iov[j].iov_base = bufs[j];
+            iov[j].iov_len = v6 ? noise6(sent + j, bufs[j]) : noise(sent + j, bufs[j]);
+            msgs[j].msg_hdr = (struct msghdr){.msg_name = v6 ? (void *)&to6 : (void *)&to,
+                                              .msg_namelen = v6 ? sizeof to6 : sizeof to,
+                                              .msg_iov = &iov[j], .msg_iovlen = 1};
+        }
+        int r = sendmmsg(v6 ? s6 : s4, msgs, n, 0);
+        if (r < 0) {
+            perror("bench-send: sendmmsg");
+            exit(1);
+        }
+        sent += r;
+    }
+    double secs = (now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+    fprintf(stderr, "bench-send: %ld non-candidate packets in %.3f s (%.0f/s)\n", sent, secs,
+            sent / secs);
 }
 
 static int flood(long i, uint8_t *b) {
@@ -163,11 +265,21 @@ int main(int argc, char **argv) {
         return fd < 0 || write(fd, line, n) != n;
     }
     to.sin_family = AF_INET;
-    if (argc == 5 && !strcmp(argv[1], "noise")) {
+    if ((argc == 5 || argc == 10) && !strcmp(argv[1], "noise")) {
         g_src = ip(argv[2]), g_dst = ip(argv[3]);
-        if (!allowed(g_src)) return 2;
+        if (!allowed(g_src) || !allowed(g_dst + 98)) return 2;
         to.sin_addr.s_addr = htonl(g_dst);
-        run(sock(), atol(argv[4]), 0, noise, "non-candidate");
+        if (argc == 10) {
+            g_seq = 1;
+            addr6(argv[5], g_src6);
+            addr6(argv[6], g_dst6);
+            memcpy(g_other6, g_dst6, 16);
+            g_other6[15] ^= 0x62;
+            for (int k = 0; k < 3; k++) g_ports[k] = atoi(argv[7 + k]);
+            noise_mixed(atol(argv[4]));
+        } else {
+            run(sock(), atol(argv[4]), 0, noise, "non-candidate");
+        }
     } else if ((argc == 6 || argc == 7) && !strcmp(argv[1], "flood")) {
         g_dst = ip(argv[2]), g_port = atoi(argv[3]);
         g_from = argc == 7 ? atol(argv[6]) : 0;

@@ -254,3 +254,75 @@ impl Watch {
         self.fd.as_raw_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One RTM_NEWADDR message: family, interface index, and (type, bytes) attributes.
+    fn newaddr(family: u8, index: u32, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = vec![family, 24, 0, 0];
+        body.extend(index.to_ne_bytes());
+        for (t, data) in attrs {
+            body.extend((4 + data.len() as u16).to_ne_bytes());
+            body.extend(t.to_ne_bytes());
+            body.extend(*data);
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+        }
+        let mut m = ((16 + body.len()) as u32).to_ne_bytes().to_vec();
+        m.extend(libc::RTM_NEWADDR.to_ne_bytes());
+        m.extend([0; 10]);
+        m.extend(body);
+        m
+    }
+
+    #[test]
+    fn dump_keeps_the_interface_addresses_by_index_labelled_or_not() {
+        let label: &[u8] = b"eth0:1\0";
+        let v6: [u8; 16] = "2001:db8::1".parse::<Ipv6Addr>().unwrap().octets();
+        let mut msg = newaddr(
+            2,
+            7,
+            &[
+                (libc::IFA_ADDRESS, &[192, 0, 2, 1]),
+                (libc::IFA_LOCAL, &[192, 0, 2, 1]),
+            ],
+        );
+        // A labelled address: same index, its own label.
+        msg.extend(newaddr(
+            2,
+            7,
+            &[(libc::IFA_LOCAL, &[192, 0, 2, 9]), (libc::IFA_LABEL, label)],
+        ));
+        // Point-to-point: IFA_ADDRESS is the peer, IFA_LOCAL ours.
+        msg.extend(newaddr(
+            2,
+            7,
+            &[
+                (libc::IFA_ADDRESS, &[192, 0, 2, 202]),
+                (libc::IFA_LOCAL, &[192, 0, 2, 201]),
+            ],
+        ));
+        msg.extend(newaddr(10, 7, &[(libc::IFA_ADDRESS, &v6)]));
+        // Another interface's address.
+        msg.extend(newaddr(2, 8, &[(libc::IFA_LOCAL, &[192, 0, 2, 66])]));
+        let mut out = Addrs::new();
+        assert!(!parse_addr_dump(&msg, 7, &mut out).unwrap());
+        let want: Vec<IpAddr> = ["192.0.2.1", "192.0.2.9", "192.0.2.201", "2001:db8::1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(out.as_slice(), want.as_slice());
+        let mut done = 20u32.to_ne_bytes().to_vec();
+        done.extend((libc::NLMSG_DONE as u16).to_ne_bytes());
+        done.extend([0; 14]);
+        assert!(parse_addr_dump(&done, 7, &mut out).unwrap());
+        // Cut anywhere: never panics, never reads a torn attribute.
+        for n in 0..msg.len() {
+            let mut o = Addrs::new();
+            let _ = parse_addr_dump(&msg[..n], 7, &mut o);
+        }
+    }
+}

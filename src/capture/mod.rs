@@ -231,7 +231,7 @@ impl Capture {
                 self.fd.as_raw_fd(),
                 b.hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };

@@ -229,6 +229,34 @@ svc start
 has "config_file with an error: FILE:LINE in the log" "$R/tmp/logread" "/etc/knockd.conf:8"
 hasnt "config_file with an error: no instance" "$R/tmp/procd.log" "open_instance"
 
+# --- 6b. several networks / devices: one daemon watches every device that is up ----------------
+uci_cfg <<'EOF2'
+config latchkey 'main'
+	option enabled '1'
+	option network 'wan wg'
+	option config_file '/etc/knockd.conf'
+EOF2
+sed -i '/bogus line/d' "$R/etc/knockd.conf"
+wan_up pppoe-wan
+rm -f "$R/var/run/fake-netifd/wg"
+svc start
+has "two networks, one up: its device is watched" "$R/tmp/procd.log" "^set_param command /usr/sbin/latchkey daemon -i pppoe-wan -c /etc/knockd.conf$"
+has "two networks, one up: says it waits for the other" "$R/tmp/logread" "network 'wg' is not up; waiting"
+has "two networks: a trigger for each" "$R/tmp/procd.log" "add_reload_interface_trigger wg"
+echo wg0 > "$R/var/run/fake-netifd/wg"
+svc reload
+has "two networks up: both devices, one daemon" "$R/tmp/procd.log" "^set_param command /usr/sbin/latchkey daemon -i pppoe-wan,wg0 -c /etc/knockd.conf$"
+has "two networks up: procd follows both devices" "$R/tmp/procd.log" "^set_param netdev pppoe-wan wg0$"
+uci_cfg <<'EOF2'
+config latchkey 'main'
+	option enabled '1'
+	option device 'eth1, wg0'
+	option config_file '/etc/knockd.conf'
+EOF2
+svc start
+has "option device with two names" "$R/tmp/procd.log" "^set_param command /usr/sbin/latchkey daemon -i eth1,wg0 -c /etc/knockd.conf$"
+rm -f "$R/var/run/fake-netifd/wg"
+
 # --- 7. stop closes every door (fw flush), prerm disables -----------------------------------------
 mkdir -p "$R/var/run/latchkey"; echo "999 30 192.0.2.2 tcp 22" > "$R/var/run/latchkey/grants"
 svc stop
