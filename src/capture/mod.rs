@@ -16,9 +16,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Packets read by one [`Capture::recv_batch`] call, at most.
 pub const BATCH: usize = 16;
-/// Bytes kept of each packet (an Ethernet MTU's worth and more: knocks need only the headers,
-/// an SPA packet fits whole).
-pub const SLOT: usize = 2048;
+/// Bytes kept of each packet: an Ethernet MTU's worth plus a VLAN tag the kernel left in place
+/// (knocks need only the headers; an SPA packet fits whole).
+pub const SLOT: usize = 1536;
+/// The socket's receive queue, in bytes of kernel memory (see [`Capture::open`]).
+const RCVBUF: libc::c_int = 2 << 20;
 
 /// Why a capture could not be opened, and whether waiting can help.
 #[derive(Debug)]
@@ -135,6 +137,19 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// Checks that packet sockets can be opened at all (privilege, kernel support), so that a
+/// daemon whose interfaces do not exist yet fails at start rather than when one appears.
+pub fn probe() -> Result<(), OpenError> {
+    // SAFETY: plain socket(2) call; the descriptor is closed at once.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(OpenError::new(io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor we own, dropped (closed) here.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    Ok(())
+}
+
 impl Capture {
     /// Opens a capture on `ifindex` with `prog` attached.
     pub fn open(ifindex: u32, prog: &[filter::Insn]) -> Result<Capture, OpenError> {
@@ -156,17 +171,26 @@ impl Capture {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let cap = Capture { fd, ifindex };
         cap.set_filter(prog)?;
-        let rcvbuf: libc::c_int = 512 * 1024;
-        // SAFETY: the option value points at a live c_int of the given size.
-        unsafe {
-            libc::setsockopt(
-                cap.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                &rcvbuf as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        // The queue a flood fills while the daemon is busy or not scheduled: 2 MiB of kernel
+        // memory (libpcap's ring for knockd is as large, and in its resident memory), a few
+        // milliseconds of a 200,000 packets/s flood. SO_RCVBUFFORCE passes rmem_max (root
+        // has CAP_NET_ADMIN); without it, as much as rmem_max allows.
+        let rcvbuf: libc::c_int = RCVBUF;
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: the option value points at a live c_int of the given size.
+            let r = unsafe {
+                libc::setsockopt(
+                    cap.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    &rcvbuf as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+        }
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;

@@ -285,3 +285,52 @@ impl Listener {
         self.retry = Some((now + pause, pause));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sustained_flood_paces_the_reads() {
+        let mut f = Interfaces::new(&["eth0".to_string()]);
+        let t0 = Instant::now();
+        // A knock sequence sent back to back: a few reads close together, never a nap.
+        for i in 0..3 {
+            f.note_round(1, t0 + Duration::from_micros(20 * i));
+        }
+        assert!(f.nap_until().is_none());
+        // One packet every 10 µs (100,000/s), each read at once: a flood once 32 reads in a
+        // row came less than 100 µs after the one before.
+        let mut t = t0 + Duration::from_millis(10);
+        for _ in 0..=QUICK_ROUNDS {
+            assert!(f.nap_until().is_none());
+            f.note_round(1, t);
+            t += Duration::from_micros(10);
+        }
+        let nap = f.nap_until().expect("pacing under a flood");
+        assert!(nap > t - Duration::from_micros(10) && !f.nap_over(nap - Duration::from_micros(1)));
+        assert!(f.nap_over(nap));
+        // While it lasts, each nap gathers many packets; one that gathers few ends it.
+        f.note_round(100, nap);
+        assert!(f.nap_until().is_some());
+        f.note_round(FLOOD_MIN - 1, nap + NAP);
+        assert!(f.nap_until().is_none());
+        // Reads far apart never start one.
+        for i in 0..100 {
+            f.note_round(1, t + Duration::from_millis(i));
+        }
+        assert!(f.nap_until().is_none());
+    }
+
+    #[test]
+    fn a_failing_interface_backs_off() {
+        let mut l = Listener::new("eth0");
+        let t0 = Instant::now();
+        let mut pauses = Vec::new();
+        for _ in 0..9 {
+            l.fail(t0);
+            pauses.push(l.retry.unwrap().1.as_secs());
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+}

@@ -61,6 +61,12 @@ struct Daemon {
     fds: Vec<libc::pollfd>,
 }
 
+/// Batches read per wake-up when poll says packets are waiting (256 packets).
+const READ_BATCHES: usize = 16;
+/// Batches read after a nap under a flood: everything that gathered, up to 4096 packets (a
+/// few milliseconds of work), so the reads always outpace the flood they pace.
+const NAP_BATCHES: usize = 256;
+
 fn rules(o: &config::Options) -> Rules {
     Rules {
         sweep_guard: o.sweep_guard,
@@ -196,6 +202,11 @@ impl Daemon {
 
     fn run(&mut self) -> i32 {
         info!("starting up, listening on {}", self.ifaces.names());
+        if let Err(e) = crate::capture::probe() {
+            if e.permanent.is_some() {
+                return self.fatal(Fatal(format!("cannot capture packets: {e}")));
+            }
+        }
         if let Err(f) = self.refresh(true) {
             return self.fatal(f);
         }
@@ -252,7 +263,7 @@ impl Daemon {
             let mut n = 0;
             for i in 0..self.ifaces.list.len() {
                 if self.fds.get(i + 2).is_some_and(|f| f.revents != 0) {
-                    n += self.read_packets(i, now);
+                    n += self.read_packets(i, now, READ_BATCHES);
                 }
             }
             if n > 0 {
@@ -261,11 +272,12 @@ impl Daemon {
         }
     }
 
-    /// Reads every interface (after a nap) and notes the round.
+    /// Reads every interface (after a nap: what gathered, up to [`NAP_BATCHES`] batches each)
+    /// and notes the round.
     fn read_all(&mut self, now: Instant) {
         let mut n = 0;
         for i in 0..self.ifaces.list.len() {
-            n += self.read_packets(i, now);
+            n += self.read_packets(i, now, NAP_BATCHES);
         }
         self.ifaces.note_round(n, now);
     }
@@ -307,11 +319,11 @@ impl Daemon {
         }
     }
 
-    /// Reads what is waiting on interface `i`, a bounded number of batches (so signals and
+    /// Reads what is waiting on interface `i`, at most `batches` batches (so signals and
     /// deadlines are not starved by a flood); returns the packets read.
-    fn read_packets(&mut self, i: usize, now: Instant) -> usize {
+    fn read_packets(&mut self, i: usize, now: Instant, batches: usize) -> usize {
         let mut total = 0;
-        for _ in 0..16 {
+        for _ in 0..batches {
             let n = self.ifaces.recv(i, now);
             total += n;
             for j in 0..n {
