@@ -121,7 +121,7 @@ timeout 10 ip netns exec "$SRV" setpriv --bounding-set=-net_raw --inh-caps=-net_
     "$LATCHKEY" daemon -i eth0 -c "$WORK/lab.conf" -v >"$WORK/eperm.out" 2>&1
 rc=$?
 expect "without CAP_NET_RAW the daemon exits 1 at once (got $rc)" test "$rc" = 1
-expect "and says why" grep -q "cannot capture on eth0: .*needs root or CAP_NET_RAW" "$WORK/eperm.out"
+expect "and says why" grep -q "cannot capture packets: .*needs root or CAP_NET_RAW" "$WORK/eperm.out"
 timeout 10 ip netns exec "$SRV" setpriv --bounding-set=-net_raw --inh-caps=-net_raw \
     "$LATCHKEY" daemon -i nosuch0 -c "$WORK/lab.conf" -v >"$WORK/eperm.out" 2>&1
 rc=$?
