@@ -135,6 +135,13 @@ fn stop_less_doors_hold_off_repeats_and_yield_their_room() {
     assert!(ids(&mut g, Some(t0 + Duration::from_secs(4))).is_empty());
     assert!(g.is_empty());
     started(g.open(&c.doors[1], a, t0 + Duration::from_secs(4), true));
+    // ... or after cmd_timeout if that is shorter (what the command opened has lapsed).
+    let short = doors("[b]\nsequence=3\nseq_timeout=10\ncmd_timeout=2\ncommand=fw open %IP%\n");
+    let mut g = Grants::new(2);
+    let id = started(g.open(&short.doors[0], a, t0, true));
+    g.started(id, Ended::Ok, t0);
+    assert!(ids(&mut g, Some(t0 + Duration::from_secs(2))).is_empty());
+    started(g.open(&short.doors[0], a, t0 + Duration::from_secs(2), true));
 }
 
 #[test]
