@@ -5,6 +5,7 @@
 use super::Settings;
 use crate::config::{self, Config, Door};
 use crate::grant::{expand, Grant, Grants, Opened};
+use crate::logging::KNOCK;
 use crate::runner::Runner;
 use crate::tracker::{Event, Tracker};
 use log::{debug, error, info};
@@ -47,7 +48,7 @@ impl Actions {
         match e {
             Event::Stage { door, src, stage } => {
                 self.counters.knocks += 1;
-                info!("{src}: {}: Stage {stage}", self.cfg.doors[door].name);
+                info!(target: KNOCK, "{src}: {}: Stage {stage}", self.cfg.doors[door].name);
             }
             Event::Open { door, src } => {
                 self.counters.knocks += 1;
@@ -61,12 +62,14 @@ impl Actions {
             }
             Event::Wrong { door, src, stage } => {
                 debug!(
+                    target: KNOCK,
                     "{src}: {}: wrong knock at stage {stage}",
                     self.cfg.doors[door].name
                 );
             }
             Event::Timeout { door, src, stage } => {
                 info!(
+                    target: KNOCK,
                     "{src}: {}: sequence timeout (stage {stage})",
                     self.cfg.doors[door].name
                 );
@@ -74,6 +77,7 @@ impl Actions {
             Event::Evicted { door, src } => {
                 self.counters.evictions += 1;
                 debug!(
+                    target: KNOCK,
                     "{src}: {}: attempt evicted (table full)",
                     self.cfg.doors[door].name
                 );
@@ -81,6 +85,7 @@ impl Actions {
             Event::Refused { door, src } => {
                 self.counters.evictions += 1;
                 debug!(
+                    target: KNOCK,
                     "{src}: {}: first knock refused (table full)",
                     self.cfg.doors[door].name
                 );
@@ -101,6 +106,7 @@ impl Actions {
             }
             Opened::Extend => {
                 info!(
+                    target: KNOCK,
                     "{src}: {}: already open, extended by {} s",
                     d.name,
                     d.cmd_timeout.as_secs()
