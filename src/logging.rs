@@ -9,13 +9,14 @@
 //!   reading fills its queue, then lines are dropped), stderr is written only when poll says
 //!   there is room. Each line is one write(2); what a sink could not take is counted and said
 //!   on that sink once it takes lines again.
-//! - Knock lines (records with target [`KNOCK`]: stages, sequence timeouts, wrong knocks,
-//!   evictions, extensions; one per packet at most) go through a token bucket: [`BURST`] lines
-//!   at once, then one per second. What it holds back is counted and reported with a
-//!   "suppressed" line at once and then at most every [`REPORT_EVERY`], so a flood of first
-//!   knocks cannot fill a RAM-backed `/tmp` or push everything else out of the router's log
-//!   ring. Other lines (opens, commands, signals, errors) are not limited: they are bounded by
-//!   the commands the daemon runs.
+//! - The lines one packet can cause go through token buckets: knock lines (target [`KNOCK`]:
+//!   stages, sequence timeouts, wrong knocks, evictions, extensions) and, apart, open lines
+//!   (target [`OPEN`]: `OPEN SESAME`, a full grants table). Each passes [`BURST`] lines at
+//!   once, then one per [`REFILL`]. What a bucket holds back is counted and reported with a
+//!   "suppressed" line at once and then at most every [`REPORT_EVERY`], so a flood cannot fill
+//!   a RAM-backed `/tmp` or push everything else out of the router's log ring. Other lines
+//!   (commands, signals, errors) are not limited: they are bounded by the commands the daemon
+//!   runs.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fmt::Write as _;
@@ -27,9 +28,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The log target of knock lines, the per-packet lines that are rate-limited:
-/// `info!(target: logging::KNOCK, ...)`.
+/// The log target of knock lines, the per-packet lines about a sequence in progress (stages,
+/// timeouts, wrong knocks, evictions, extensions): `info!(target: logging::KNOCK, ...)`.
 pub const KNOCK: &str = "knock";
+/// The log target of open lines, one per completed sequence (`OPEN SESAME`, a grants table
+/// that is full). Limited on their own, so that a flood of first knocks cannot hide an open,
+/// and a flood at a one-step door (where every packet is a completed sequence) is limited too.
+pub const OPEN: &str = "open";
 
 /// Knock lines written back to back before the limit applies.
 pub const BURST: u32 = 60;
@@ -160,7 +165,9 @@ struct State {
     ident: &'static str,
     stderr: LevelFilter,
     stderr_dropped: Dropped,
-    limiter: Limiter,
+    /// The limits on knock lines and open lines.
+    knock: Limiter,
+    open: Limiter,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -171,7 +178,8 @@ static STATE: Mutex<State> = Mutex::new(State {
     ident: "latchkey",
     stderr: LevelFilter::Warn,
     stderr_dropped: Dropped(0),
-    limiter: Limiter::new(),
+    knock: Limiter::new(),
+    open: Limiter::new(),
 });
 
 /// Where syslogd (and OpenWrt's logd) read from.
@@ -260,16 +268,50 @@ pub fn reopen() {
     }
 }
 
-/// Writes the count of knock lines still held back, whatever the time (at exit).
+/// Writes the count of lines still held back, whatever the time (at exit).
 pub fn flush() {
     if let Ok(mut s) = STATE.lock() {
-        let n = s.limiter.take();
-        if n > 0 {
-            let mut msg = Line::new();
-            let _ = write!(msg, "{n} knock log lines suppressed (rate limit)");
-            emit(&mut s, Level::Warn, &msg);
+        for kind in [KNOCK, OPEN] {
+            let n = limiter(&mut s, kind).map_or(0, Limiter::take);
+            if n > 0 {
+                let mut msg = Line::new();
+                let _ = write!(msg, "{n} {kind} log lines suppressed (rate limit)");
+                emit(&mut s, Level::Warn, &msg);
+            }
         }
     }
+}
+
+/// The limit that lines of `target` go through, if any.
+fn limiter<'a>(s: &'a mut State, target: &str) -> Option<&'a mut Limiter> {
+    match target {
+        KNOCK => Some(&mut s.knock),
+        OPEN => Some(&mut s.open),
+        _ => None,
+    }
+}
+
+/// Writes the report a limit asks for, if any.
+fn report(s: &mut State, kind: &str, now: Instant) {
+    let Some(report) = limiter(s, kind).and_then(|l| l.due(now)) else {
+        return;
+    };
+    let mut msg = Line::new();
+    let _ = match report {
+        Report::Started => write!(
+            msg,
+            "too many {kind} lines: after {BURST} at once, 1 per {} s is logged; \
+             the others are suppressed and counted every {} s",
+            REFILL.as_secs(),
+            REPORT_EVERY.as_secs()
+        ),
+        Report::Count(n) => write!(
+            msg,
+            "{n} {kind} log lines suppressed in the last {} s (rate limit)",
+            REPORT_EVERY.as_secs()
+        ),
+    };
+    emit(s, Level::Warn, &msg);
 }
 
 fn severity(level: Level) -> u8 {
@@ -454,29 +496,9 @@ impl Log for Logger {
             return;
         };
         let now = Instant::now();
-        let verdict = if r.target() == KNOCK {
-            s.limiter.check(now)
-        } else {
-            Verdict::Write
-        };
-        if let Some(report) = s.limiter.due(now) {
-            let mut msg = Line::new();
-            let _ = match report {
-                Report::Started => write!(
-                    msg,
-                    "too many knock lines: after {BURST} at once, 1 per {} s is logged; \
-                     the others are suppressed and counted every {} s",
-                    REFILL.as_secs(),
-                    REPORT_EVERY.as_secs()
-                ),
-                Report::Count(n) => write!(
-                    msg,
-                    "{n} knock log lines suppressed in the last {} s (rate limit)",
-                    REPORT_EVERY.as_secs()
-                ),
-            };
-            emit(&mut s, Level::Warn, &msg);
-        }
+        let verdict = limiter(&mut s, r.target()).map_or(Verdict::Write, |l| l.check(now));
+        report(&mut s, KNOCK, now);
+        report(&mut s, OPEN, now);
         if verdict == Verdict::Suppress {
             return;
         }

@@ -1,10 +1,10 @@
 //! Logging from the packet path allocates nothing: a counting global allocator watches the
 //! logger while it writes knock lines to a LogFile and syslog (no syslog daemon here, so every
-//! syslog line is dropped and counted), holds lines back over the rate limit, and reports the
-//! held-back lines. Setup (the logger, the file, one line to load the time zone) happens before
-//! counting starts.
+//! syslog line is dropped and counted), holds knock and open lines back over their limits, and
+//! reports the held-back lines. Setup (the logger, the file, one line to load the time zone)
+//! happens before counting starts.
 
-use latchkey::logging::{self, BURST, KNOCK};
+use latchkey::logging::{self, BURST, KNOCK, OPEN};
 use log::{info, warn, LevelFilter};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -63,7 +63,11 @@ fn knock_lines_and_their_limit_allocate_nothing() {
         let src = IpAddr::V4(Ipv4Addr::new(198, 18, (i >> 8) as u8, i as u8));
         info!(target: KNOCK, "{src}: openSSH: Stage {}", 1 + i % 3);
     }
-    info!("192.0.2.2: openSSH: OPEN SESAME");
+    for i in 0..(BURST * 2) {
+        let src = IpAddr::V4(Ipv4Addr::new(198, 19, (i >> 8) as u8, i as u8));
+        info!(target: OPEN, "{src}: one: OPEN SESAME");
+    }
+    info!("openSSH: running command: /sbin/iptables -I INPUT 1 -s 192.0.2.2 -j ACCEPT");
     warn!("openSSH: command returned non-zero status code (1)");
     logging::flush();
     ON.with(|on| on.set(false));
@@ -75,9 +79,12 @@ fn knock_lines_and_their_limit_allocate_nothing() {
     let stages = text.lines().filter(|l| l.contains(": Stage ")).count();
     assert_eq!(stages, BURST as usize, "{text}");
     assert!(text.contains("too many knock lines"), "{text}");
-    assert!(text.contains("OPEN SESAME"), "{text}");
-    assert!(
-        text.contains(&format!("{} knock log lines suppressed", BURST * 2)),
-        "{text}"
-    );
+    let opens = text.lines().filter(|l| l.contains("OPEN SESAME")).count();
+    assert_eq!(opens, BURST as usize, "{text}");
+    assert!(text.contains("too many open lines"), "{text}");
+    assert!(text.contains("running command"), "{text}");
+    for (kind, n) in [("knock", BURST * 2), ("open", BURST)] {
+        let want = format!("{n} {kind} log lines suppressed");
+        assert!(text.contains(&want), "{want} not in {text}");
+    }
 }

@@ -5,7 +5,7 @@
 use super::Settings;
 use crate::config::{self, Config, Door};
 use crate::grant::{expand, Grant, Grants, Opened};
-use crate::logging::KNOCK;
+use crate::logging::{KNOCK, OPEN};
 use crate::runner::Runner;
 use crate::tracker::{Event, Tracker};
 use log::{debug, error, info};
@@ -54,7 +54,7 @@ impl Actions {
                 self.counters.knocks += 1;
                 self.counters.opens += 1;
                 let d = self.cfg.doors[door].clone();
-                info!("{src}: {}: OPEN SESAME", d.name);
+                info!(target: OPEN, "{src}: {}: OPEN SESAME", d.name);
                 self.open(&d, src, now);
                 if d.one_time.is_some() {
                     self.next_one_time(door);
@@ -115,7 +115,7 @@ impl Actions {
             }
             Opened::Full => {
                 self.runner.failures += 1;
-                error!("{src}: {}: too many open grants; not opening", d.name);
+                error!(target: OPEN, "{src}: {}: too many open grants; not opening", d.name);
             }
         }
     }

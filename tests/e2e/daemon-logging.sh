@@ -131,6 +131,9 @@ stop_daemon TERM
 {
     printf '[options]\n    LogFile = %s/flood.log\n    StateFile = %s/state\n' "$WORK" "$WORK"
     door ssh 1000,1100,1200 "cmd_timeout = 2"
+    # A one-step door: every packet to 1300 completes a sequence (no command, so that only
+    # the open lines count; MaxGrants fills and each further one is refused, in a line too).
+    printf '[one]\n    sequence = 1300\n    cmd_timeout = 30\n'
 } >"$WORK/flood.conf"
 start_daemon "$WORK/flood.conf"
 pkt "$CLI" flood 198.18.0.0/15 192.0.2.1 1000 20000
@@ -141,13 +144,18 @@ expect "the file says at once that knock lines are being suppressed" \
     grep -q "too many knock lines: .* suppressed" "$WORK/flood.log"
 expect "the open is logged all the same" grep -q "192.0.2.2: ssh: OPEN SESAME" "$WORK/flood.log"
 sleep 6 # the flood's attempts time out (seq_timeout 5): 2,048 more knock lines to hold back
+pkt "$CLI" flood 198.18.0.0/15 192.0.2.1 1300 20000
+expect "20,000 opens at a one-step door: the file says open lines are being suppressed" \
+    wait_for 2 grep -q "too many open lines: .* suppressed" "$WORK/flood.log"
 stop_daemon TERM
 size=$(stat -c %s "$WORK/flood.log")
 lines=$(wc -l <"$WORK/flood.log")
-suppressed=$(sed -En 's/.* ([0-9]+) knock log lines suppressed.*/\1/p' "$WORK/flood.log" | awk '{ s += $1 } END { print s + 0 }')
-echo "     flood.log: $size bytes, $lines lines, $suppressed knock lines counted as suppressed"
+count() { sed -En "s/.* ([0-9]+) $1 log lines suppressed.*/\\1/p" "$WORK/flood.log" | awk '{ s += $1 } END { print s + 0 }'; }
+knocks=$(count knock) opens=$(count open)
+echo "     flood.log: $size bytes, $lines lines; suppressed: $knocks knock lines, $opens open lines"
 expect "the log file stays small (under 16 KB)" test "$size" -lt 16384
-expect "the suppressed lines are counted" test "$suppressed" -ge 15000
+expect "the suppressed knock lines are counted" test "$knocks" -ge 15000
+expect "the suppressed open lines are counted" test "$opens" -ge 15000
 
 # --- Started with SIGCHLD ignored: more than MaxChildren commands still run.
 : >"$WORK/ran"
