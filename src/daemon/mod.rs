@@ -350,6 +350,7 @@ impl Daemon {
                 continue;
             }
             debug!(
+                target: logging::KNOCK,
                 "{} {} -> {} port {} flags {:#04x}",
                 k.proto.name(),
                 k.src,
