@@ -3,6 +3,7 @@
 //! syslog line is dropped and counted), holds knock and open lines back over their limits, and
 //! reports the held-back lines. Setup (the logger, the file, one line to load the time zone)
 //! happens before counting starts.
+#![cfg(target_os = "linux")]
 
 use latchkey::logging::{self, BURST, KNOCK, OPEN};
 use log::{info, warn, LevelFilter};
