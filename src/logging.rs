@@ -10,9 +10,9 @@
 //!   there is room. Each line is one write(2); what a sink could not take is counted and said
 //!   on that sink once it takes lines again.
 //! - The lines one packet can cause go through token buckets: knock lines (target [`KNOCK`]:
-//!   stages, sequence timeouts, wrong knocks, evictions, extensions) and, apart, open lines
-//!   (target [`OPEN`]: `OPEN SESAME`, a full grants table). Each passes [`BURST`] lines at
-//!   once, then one per [`REFILL`]. What a bucket holds back is counted and reported with a
+//!   stages, sequence timeouts, wrong knocks, evictions, extensions, repeats) and, apart, open
+//!   lines (target [`OPEN`]: `OPEN SESAME`, a full grants table). Each passes [`BURST`] lines
+//!   at once, then one per [`REFILL`]. What a bucket holds back is counted and reported with a
 //!   "suppressed" line at once and then at most every [`REPORT_EVERY`], so a flood cannot fill
 //!   a RAM-backed `/tmp` or push everything else out of the router's log ring. Other lines
 //!   (commands, signals, errors) are not limited: they are bounded by the commands the daemon
@@ -29,22 +29,23 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The log target of knock lines, the per-packet lines about a sequence in progress (stages,
-/// timeouts, wrong knocks, evictions, extensions): `info!(target: logging::KNOCK, ...)`.
+/// timeouts, wrong knocks, evictions, extensions, repeats of an open, and `-D`'s line per
+/// packet): `info!(target: logging::KNOCK, ...)`.
 pub const KNOCK: &str = "knock";
 /// The log target of open lines, one per completed sequence (`OPEN SESAME`, a grants table
 /// that is full). Limited on their own, so that a flood of first knocks cannot hide an open,
 /// and a flood at a one-step door (where every packet is a completed sequence) is limited too.
 pub const OPEN: &str = "open";
 
-/// Knock lines written back to back before the limit applies.
+/// Lines of one limited kind (knock, open) written back to back before its limit applies.
 pub const BURST: u32 = 60;
-/// After a burst, one knock line per this much time.
+/// After a burst, one line of that kind per this much time.
 pub const REFILL: Duration = Duration::from_secs(1);
 /// How often, at most, a "suppressed" line reports the lines held back since the last one.
 pub const REPORT_EVERY: Duration = Duration::from_secs(60);
 
-/// A token bucket for knock lines, with the count of what it held back. Pure: it is given
-/// `now`, so it is tested without waiting.
+/// A token bucket for one kind of per-packet line, with the count of what it held back. Pure:
+/// it is given `now`, so it is tested without waiting.
 #[derive(Debug)]
 pub struct Limiter {
     /// Lines that may be written now.
