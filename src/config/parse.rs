@@ -25,6 +25,8 @@ struct DoorDraft {
     line: usize,
     door: Door,
     has_sequence: bool,
+    /// Another door already has this name (reported at the header); it is not kept.
+    duplicate: bool,
 }
 
 struct Parser<'a> {
@@ -32,6 +34,9 @@ struct Parser<'a> {
     errors: Vec<ConfigError>,
     options: Options,
     doors: Vec<Rc<Door>>,
+    /// Every door section's name and header line so far: a name must be unique, since the
+    /// log, the grants and the state file tell doors apart by it.
+    names: Vec<(String, usize)>,
 }
 
 impl Parser<'_> {
@@ -55,7 +60,9 @@ impl Parser<'_> {
             );
             return;
         }
-        self.doors.push(Rc::new(draft.door));
+        if !draft.duplicate {
+            self.doors.push(Rc::new(draft.door));
+        }
     }
 
     fn option(&mut self, n: usize, key: &str, value: Option<&str>) {
@@ -86,10 +93,12 @@ impl Parser<'_> {
             "maxattempts" => parse_count(value, 16, 1 << 20).map(|v| o.max_attempts = v),
             "maxgrants" => parse_count(value, 1, 1 << 16).map(|v| o.max_grants = v),
             "maxchildren" => parse_count(value, 1, 1024).map(|v| o.max_children = v),
+            "commandtimeout" => parse_count(value, 1, 86_400).map(|s| o.command_timeout = secs(s)),
             _ => Err(format!(
                 "unknown option '{key}' in [options]; expected one of UseSyslog, LogFile, \
                  PidFile, Interface (knockd's) or SweepGuard, SweepWindow, TolerateRepeats, \
-                 ExtendGrants, CloseOnExit, StateFile, MaxAttempts, MaxGrants, MaxChildren"
+                 ExtendGrants, CloseOnExit, StateFile, MaxAttempts, MaxGrants, MaxChildren, \
+                 CommandTimeout"
             )),
         };
         if let Err(e) = result {
@@ -177,6 +186,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         errors: Vec::new(),
         options: Options::default(),
         doors: Vec::new(),
+        names: Vec::new(),
     };
     let mut section = Section::None;
     for (i, raw) in text.lines().enumerate() {
@@ -206,9 +216,29 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             } else if name == "options" {
                 Section::Options
             } else {
+                let first = p
+                    .names
+                    .iter()
+                    .find(|(seen, _)| seen == name)
+                    .map(|&(_, l)| l);
+                if let Some(first) = first {
+                    // Exact comparison, as knockd compares section names (`[Options]` is a
+                    // door, not the options): `[ssh]` and `[SSH]` are two doors.
+                    p.error(
+                        n,
+                        format!(
+                            "door [{name}] is already defined at line {first}; expected each \
+                             door name once (the log and the grants tell doors apart by name)"
+                        ),
+                    );
+                } else {
+                    p.names.push((name.to_string(), n));
+                }
+                // A duplicate is still read, so that its own mistakes are reported too.
                 Section::Door(Box::new(DoorDraft {
                     line: n,
                     has_sequence: false,
+                    duplicate: first.is_some(),
                     door: new_door(name),
                 }))
             };
