@@ -74,8 +74,8 @@ stop_daemon
 in_srv ip addr del 192.0.2.9/24 dev eth0
 
 # --- Two interfaces, each with its own addresses and lifecycle. -------------------------------
-# eth1: a second link to namespace lk-cap-d (192.0.2.66/26, server 192.0.2.65/26).
-DNS=lk-cap-d
+# eth1: a second link to namespace $E2E_NS-cap-d (192.0.2.66/26, server 192.0.2.65/26).
+DNS=$E2E_NS-cap-d
 ip netns add "$DNS"
 ip -n "$DNS" link set lo up
 mklink() {
