@@ -24,6 +24,7 @@ pub mod logging;
 pub mod packet;
 #[cfg(target_os = "linux")]
 pub mod runner;
+pub mod spa;
 #[cfg(target_os = "linux")]
 pub mod state;
 pub mod tracker;
