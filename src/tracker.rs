@@ -146,12 +146,6 @@ impl Tracker {
         }
     }
 
-    /// Forgets every attempt and takes new rules (after a reload the doors are new). The
-    /// capacity stays what it was at start.
-    pub fn reset(&mut self, rules: Rules, doors: usize) {
-        *self = Tracker::new(rules, self.slots.len(), doors);
-    }
-
     /// Attempts in progress.
     pub fn len(&self) -> usize {
         self.len
@@ -237,6 +231,7 @@ impl Tracker {
                             door: d,
                             src: k.src,
                         });
+                        self.opened(d, door);
                     } else {
                         self.advance(i);
                         emit(Event::Stage {
@@ -247,7 +242,10 @@ impl Tracker {
                     }
                     continue;
                 }
-                let repeat = self.rules.tolerate_repeats && seq[stage as usize - 1] == step;
+                // Checked: a stage beyond the sequence (which the door changes below rule
+                // out) would end the attempt, never panic.
+                let last = (stage as usize).checked_sub(1).and_then(|s| seq.get(s));
+                let repeat = self.rules.tolerate_repeats && last == Some(&step);
                 if repeat || !self.is_wrong(door, k) {
                     continue;
                 }
@@ -264,6 +262,7 @@ impl Tracker {
                         door: d,
                         src: k.src,
                     });
+                    self.opened(d, door);
                 } else if self.start(k.src, d, now + door.seq_timeout, emit) {
                     emit(Event::Stage {
                         door: d,
@@ -273,6 +272,42 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    /// A one-time door's sequence is used up once it opens: every other attempt on it ends
+    /// (a source that mirrored part of the used sequence must not carry on into the next).
+    fn opened(&mut self, d: usize, door: &Door) {
+        if door.one_time.is_some() {
+            self.end_door(d);
+        }
+    }
+
+    /// Ends every attempt on door `d` (its sequence changed), without events.
+    pub fn end_door(&mut self, d: usize) {
+        while let Some(i) = self.doors.get(d).map(|l| l.head).filter(|&h| h != NIL) {
+            self.remove(i);
+        }
+    }
+
+    /// Takes new rules and doors after a reload. Attempts on a door whose sequence and
+    /// matching rules did not change ([`Door::same_sequence`]) carry on (a logrotate SIGHUP
+    /// must not break knocks in flight); every other attempt ends. The capacity stays what
+    /// it was at start.
+    pub fn reload(&mut self, rules: Rules, old: &[Rc<Door>], new: &[Rc<Door>]) {
+        let mut next = Tracker::new(rules, self.slots.len(), new.len());
+        next.hasher = self.hasher.clone();
+        for (d, od) in old.iter().enumerate() {
+            let Some(nd) = new.iter().position(|n| n.same_sequence(od)) else {
+                continue;
+            };
+            let mut i = self.doors.get(d).map_or(NIL, |l| l.head);
+            while i != NIL {
+                let s = self.slots[i as usize];
+                next.insert(s.src, nd, s.stage, s.deadline);
+                i = s.by_door.next;
+            }
+        }
+        *self = next;
     }
 
     /// Whether a packet that is not the expected next step ends an attempt: a port of the
@@ -329,14 +364,22 @@ impl Tracker {
             });
             self.remove(victim);
         }
+        self.insert(src, door, 1, deadline)
+    }
+
+    /// Records an attempt at `stage` in a free slot; false if there is none.
+    fn insert(&mut self, src: IpAddr, door: usize, stage: u8, deadline: Instant) -> bool {
         let i = self.free;
+        if i == NIL || door >= self.doors.len() {
+            return false;
+        }
         let hash = self.hash(src, door);
         let s = &mut self.slots[i as usize];
         self.free = s.fresh.next;
         *s = Slot {
             src,
             door: door as u16,
-            stage: 1,
+            stage,
             hash,
             deadline,
             by_door: UNLINKED,
@@ -350,7 +393,9 @@ impl Tracker {
         let mut list = self.doors[door];
         push_back(&mut self.slots, &mut list, i, by_door);
         self.doors[door] = list;
-        push_back(&mut self.slots, &mut self.fresh, i, fresh);
+        if stage == 1 {
+            push_back(&mut self.slots, &mut self.fresh, i, fresh);
+        }
         self.len += 1;
         true
     }

@@ -168,6 +168,28 @@ impl Door {
         (!cmd.trim().is_empty()).then_some(cmd.as_str())
     }
 
+    /// Whether a grant of `self` and one of `other` are the same grant for a knocker: the same
+    /// door name with the same commands, so extending one stands for running the other. (A
+    /// reloaded, unchanged door still finds its grants; a one-time door that moved to its
+    /// next sequence too.)
+    pub fn same_grant(&self, other: &Door) -> bool {
+        self.name == other.name
+            && self.start == other.start
+            && self.start6 == other.start6
+            && self.stop == other.stop
+            && self.stop6 == other.stop6
+    }
+
+    /// Whether a knock attempt on `self` may carry on on `other` after a reload: the same
+    /// door with the same sequence and matching rules.
+    pub fn same_sequence(&self, other: &Door) -> bool {
+        self.name == other.name
+            && self.sequence == other.sequence
+            && self.seq_timeout == other.seq_timeout
+            && self.flags == other.flags
+            && self.target == other.target
+    }
+
     /// Whether the door can still be opened (a used-up one-time door cannot).
     pub fn is_live(&self) -> bool {
         !self.sequence.is_empty()
@@ -204,8 +226,12 @@ pub struct Options {
     pub max_attempts: usize,
     /// `MaxGrants`: capacity of the table of open doors waiting for their stop command.
     pub max_grants: usize,
-    /// `MaxChildren`: commands allowed to run at the same time.
+    /// `MaxChildren`: start commands allowed to run at the same time; stop commands have a
+    /// pool of the same size of their own, so hung or flooded starts never hold back a stop.
     pub max_children: usize,
+    /// `CommandTimeout`: how long a start or stop command may run before it is killed (with
+    /// its whole process group) and counted as failed.
+    pub command_timeout: Duration,
 }
 
 impl Default for Options {
@@ -224,6 +250,7 @@ impl Default for Options {
             max_attempts: 2048,
             max_grants: 256,
             max_children: 8,
+            command_timeout: Duration::from_secs(30),
         }
     }
 }

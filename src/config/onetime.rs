@@ -1,9 +1,12 @@
 //! knockd's `One_Time_Sequences` file: one sequence per line; the first line that does not
 //! start with `#` is live; once used, its first character is overwritten with `#` in place
 //! (the file keeps its size, so an editor's view and knockd's agree) and the next line is live.
+//!
+//! Offsets are byte offsets in the file as it is on disk (never in decoded text), so a
+//! non-UTF-8 byte earlier in the file cannot move the `#` to the wrong place.
 
 use super::{parse::parse_sequence, ConfigError, Sequence};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Where a door's live one-time sequence sits in its file.
@@ -11,9 +14,11 @@ use std::path::{Path, PathBuf};
 pub struct OneTime {
     /// The sequences file.
     pub path: PathBuf,
-    /// Byte offset of the live line's first non-blank character (the one to overwrite);
-    /// `None` when no sequence is left.
+    /// Byte offset of the live line's first non-blank byte (the one to overwrite); `None`
+    /// when no sequence is left.
     pub offset: Option<u64>,
+    /// The byte found at `offset` when the file was read: marking checks it is still there.
+    pub first: u8,
     /// 1-based line number of the live line, for messages.
     pub line: usize,
 }
@@ -21,6 +26,15 @@ pub struct OneTime {
 impl OneTime {
     /// Reads `path` and finds its live sequence (an empty sequence when none is left).
     pub fn open(path: &Path) -> Result<(OneTime, Sequence), Vec<ConfigError>> {
+        OneTime::open_skipping(path, &[])
+    }
+
+    /// Like [`OneTime::open`], but the lines starting at the byte offsets in `used` count as
+    /// used even though they are not marked (their marking failed: fail closed).
+    pub fn open_skipping(
+        path: &Path,
+        used: &[u64],
+    ) -> Result<(OneTime, Sequence), Vec<ConfigError>> {
         let err = |line, message| {
             vec![ConfigError {
                 file: path.to_path_buf(),
@@ -30,20 +44,24 @@ impl OneTime {
         };
         let bytes = std::fs::read(path)
             .map_err(|e| err(0, format!("cannot read one-time sequences file: {e}")))?;
-        let text = String::from_utf8_lossy(&bytes);
         let mut offset = 0u64;
-        for (i, raw) in text.split_inclusive('\n').enumerate() {
+        for (i, raw) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
             let start = offset;
             offset += raw.len() as u64;
-            let lead = raw.len() - raw.trim_start().len();
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
+            let lead = raw.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            let Some(&first) = raw.get(lead) else {
+                continue;
+            };
+            let at = start + lead as u64;
+            if first == b'#' || used.contains(&at) {
                 continue;
             }
-            let seq = parse_sequence(line).map_err(|m| err(i + 1, m))?;
+            let text = String::from_utf8_lossy(raw);
+            let seq = parse_sequence(text.trim()).map_err(|m| err(i + 1, m))?;
             let one = OneTime {
                 path: path.to_path_buf(),
-                offset: Some(start + lead as u64),
+                offset: Some(at),
+                first,
                 line: i + 1,
             };
             return Ok((one, seq));
@@ -51,19 +69,74 @@ impl OneTime {
         let one = OneTime {
             path: path.to_path_buf(),
             offset: None,
+            first: 0,
             line: 0,
         };
         Ok((one, Sequence::new()))
     }
 }
 
-/// Marks the live sequence of `one` as used (a `#` over its first character).
+/// Marks the live sequence of `one` as used (a `#` over its first byte). Refuses, with an
+/// error, when that byte is no longer what was read (the file changed under us).
 pub fn mark_used(one: &OneTime) -> std::io::Result<()> {
     let Some(offset) = one.offset else {
         return Ok(());
     };
-    let mut f = std::fs::OpenOptions::new().write(true).open(&one.path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&one.path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut was = [0u8];
+    f.read_exact(&mut was)?;
+    if was[0] != one.first {
+        return Err(std::io::Error::other(format!(
+            "line {} changed since it was read",
+            one.line
+        )));
+    }
     f.seek(SeekFrom::Start(offset))?;
     f.write_all(b"#")?;
     f.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str, bytes: &[u8]) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("lk-onetime-{}-{name}", std::process::id()));
+        std::fs::write(&p, bytes).expect("write temp file");
+        p
+    }
+
+    #[test]
+    fn marks_the_right_byte_after_non_utf8_text() {
+        // A Latin-1 comment: lossy decoding would turn its byte into 3, shifting offsets.
+        let p = temp("latin1", b"# caf\xe9\n  1000,2000\n3000\n");
+        let (one, seq) = OneTime::open(&p).expect("parses");
+        assert_eq!(seq.len(), 2);
+        assert_eq!(one.line, 2);
+        mark_used(&one).expect("marks");
+        assert_eq!(
+            std::fs::read(&p).expect("read"),
+            b"# caf\xe9\n  #000,2000\n3000\n"
+        );
+        let (one, seq) = OneTime::open(&p).expect("parses");
+        assert_eq!((one.line, seq.len()), (3, 1));
+        std::fs::remove_file(&p).expect("cleanup");
+    }
+
+    #[test]
+    fn a_used_line_stays_used_when_marking_fails() {
+        let p = temp("skip", b"1000,2000\n3000\n");
+        let (one, _) = OneTime::open(&p).expect("parses");
+        // The file changed under us: marking refuses rather than writing a stray '#'.
+        std::fs::write(&p, b"9000,2000\n3000\n").expect("rewrite");
+        assert!(mark_used(&one).is_err());
+        let used = [one.offset.expect("live line")];
+        let (next, seq) = OneTime::open_skipping(&p, &used).expect("parses");
+        assert_eq!((next.line, seq.len()), (2, 1));
+        std::fs::remove_file(&p).expect("cleanup");
+    }
 }

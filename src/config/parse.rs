@@ -86,10 +86,12 @@ impl Parser<'_> {
             "maxattempts" => parse_count(value, 16, 1 << 20).map(|v| o.max_attempts = v),
             "maxgrants" => parse_count(value, 1, 1 << 16).map(|v| o.max_grants = v),
             "maxchildren" => parse_count(value, 1, 1024).map(|v| o.max_children = v),
+            "commandtimeout" => parse_count(value, 1, 86_400).map(|s| o.command_timeout = secs(s)),
             _ => Err(format!(
                 "unknown option '{key}' in [options]; expected one of UseSyslog, LogFile, \
                  PidFile, Interface (knockd's) or SweepGuard, SweepWindow, TolerateRepeats, \
-                 ExtendGrants, CloseOnExit, StateFile, MaxAttempts, MaxGrants, MaxChildren"
+                 ExtendGrants, CloseOnExit, StateFile, MaxAttempts, MaxGrants, MaxChildren, \
+                 CommandTimeout"
             )),
         };
         if let Err(e) = result {

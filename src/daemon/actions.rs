@@ -4,10 +4,10 @@
 
 use super::Settings;
 use crate::config::{self, Config, Door};
-use crate::grant::{expand, Grant, Grants, Opened};
-use crate::runner::Runner;
+use crate::grant::{expand, Ended, Grants, Next, Opened, STOP_TRIES};
+use crate::runner::{Done, Job, Kind, Outcome, Runner};
 use crate::tracker::{Event, Tracker};
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Instant;
@@ -40,6 +40,11 @@ pub(super) struct Actions {
     pub(super) doors_changed: bool,
     /// The grants changed: the state file must be rewritten.
     pub(super) grants_changed: bool,
+    /// Shutting down past the grace period: no new command starts.
+    pub(super) exiting: bool,
+    /// One-time lines used but not marked in their file (the write failed): never live
+    /// again, whatever the file says (path, byte offset of the line).
+    pub(super) burned: Vec<(std::path::PathBuf, u64)>,
 }
 
 impl Actions {
@@ -47,12 +52,14 @@ impl Actions {
         match e {
             Event::Stage { door, src, stage } => {
                 self.counters.knocks += 1;
-                info!("{src}: {}: Stage {stage}", self.cfg.doors[door].name);
+                info!("{src}: {}: Stage {stage}", self.name(door));
             }
             Event::Open { door, src } => {
                 self.counters.knocks += 1;
                 self.counters.opens += 1;
-                let d = self.cfg.doors[door].clone();
+                let Some(d) = self.cfg.doors.get(door).cloned() else {
+                    return;
+                };
                 info!("{src}: {}: OPEN SESAME", d.name);
                 self.open(&d, src, now);
                 if d.one_time.is_some() {
@@ -60,29 +67,23 @@ impl Actions {
                 }
             }
             Event::Wrong { door, src, stage } => {
-                debug!(
-                    "{src}: {}: wrong knock at stage {stage}",
-                    self.cfg.doors[door].name
-                );
+                debug!("{src}: {}: wrong knock at stage {stage}", self.name(door));
             }
             Event::Timeout { door, src, stage } => {
                 info!(
                     "{src}: {}: sequence timeout (stage {stage})",
-                    self.cfg.doors[door].name
+                    self.name(door)
                 );
             }
             Event::Evicted { door, src } => {
                 self.counters.evictions += 1;
-                debug!(
-                    "{src}: {}: attempt evicted (table full)",
-                    self.cfg.doors[door].name
-                );
+                debug!("{src}: {}: attempt evicted (table full)", self.name(door));
             }
             Event::Refused { door, src } => {
                 self.counters.evictions += 1;
                 debug!(
                     "{src}: {}: first knock refused (table full)",
-                    self.cfg.doors[door].name
+                    self.name(door)
                 );
             }
         }
@@ -93,11 +94,20 @@ impl Actions {
             .grants
             .open(d, src, now, self.cfg.options.extend_grants)
         {
-            Opened::Start => {
-                if let Some(cmd) = d.start_for(src) {
-                    self.runner.submit(&d.name, expand(cmd, src));
-                }
+            Opened::Start(id) => {
                 self.grants_changed = true;
+                match d.start_for(src) {
+                    Some(cmd) => self.run(id, Kind::Start, &d.name, expand(cmd, src), now),
+                    // Nothing to run: the door counts as opened (its stop will still run).
+                    None => self.settle(
+                        Done {
+                            grant: id,
+                            kind: Kind::Start,
+                            outcome: Outcome::Exited(0),
+                        },
+                        now,
+                    ),
+                }
             }
             Opened::Extend => {
                 info!(
@@ -107,6 +117,12 @@ impl Actions {
                 );
                 self.grants_changed = true;
             }
+            Opened::Repeat => {
+                info!(
+                    "{src}: {}: opened moments ago; not running it again",
+                    d.name
+                );
+            }
             Opened::Full => {
                 self.runner.failures += 1;
                 error!("{src}: {}: too many open grants; not opening", d.name);
@@ -114,29 +130,132 @@ impl Actions {
         }
     }
 
-    pub(super) fn close(&mut self, g: Grant, why: &str) {
-        info!("{}: {}: {why}", g.src, g.door.name);
-        if let Some(cmd) = g.door.stop_for(g.src) {
-            self.runner.submit(&g.door.name, expand(cmd, g.src));
+    /// Runs a grant's command, and settles it at once if it cannot even start.
+    fn run(&mut self, grant: u32, kind: Kind, door: &str, cmd: String, now: Instant) {
+        let job = Job {
+            grant,
+            kind,
+            door: door.into(),
+            cmd,
+        };
+        let mut failed = None;
+        self.runner.submit(job, &mut |d| failed = Some(d));
+        if let Some(d) = failed {
+            self.settle(d, now);
         }
-        self.grants_changed = true;
     }
 
-    /// Marks the used one-time sequence and makes the next one live.
+    /// Reaps finished commands and moves their grants on.
+    pub(super) fn reap(&mut self, now: Instant) {
+        let mut ended = Vec::new();
+        self.runner.reap(&mut |d| ended.push(d));
+        for d in ended {
+            self.settle(d, now);
+        }
+    }
+
+    /// A grant's command ended: open the grant, close it, retry a stop, or forget it.
+    pub(super) fn settle(&mut self, d: Done, now: Instant) {
+        self.grants_changed = true;
+        let Some(g) = self.grants.get(d.grant) else {
+            return;
+        };
+        let (src, name) = (g.src, g.door.name.clone());
+        let how = match d.outcome {
+            Outcome::Exited(0) => Ended::Ok,
+            Outcome::Exited(_) | Outcome::NotStarted => Ended::Failed,
+            Outcome::Signalled(_) | Outcome::TimedOut => Ended::Killed,
+        };
+        match d.kind {
+            Kind::Start => {
+                if how != Ended::Ok {
+                    warn!("{src}: {name}: start command failed; the door is not open (the next knock tries again)");
+                }
+                if let Next::Stop(id) = self.grants.started(d.grant, how, now) {
+                    self.stop(id, now);
+                }
+            }
+            Kind::Stop => {
+                if self.grants.stopped(d.grant, how, now) {
+                    error!("{src}: {name}: stop command failed {STOP_TRIES} times; giving up, the door may still be open");
+                } else if how != Ended::Ok {
+                    warn!("{src}: {name}: stop command failed; trying again later");
+                }
+            }
+        }
+    }
+
+    /// Runs the stop command of grant `id` (already marked `Stopping`). At exit, after the
+    /// grace period, nothing new is started: the state file keeps the grant for the next run.
+    pub(super) fn stop(&mut self, id: u32, now: Instant) {
+        if self.exiting {
+            return;
+        }
+        let Some(g) = self.grants.get(id) else {
+            return;
+        };
+        let Some(cmd) = g.door.stop_for(g.src) else {
+            return;
+        };
+        let (cmd, name) = (expand(cmd, g.src), g.door.name.clone());
+        self.run(id, Kind::Stop, &name, cmd, now);
+    }
+
+    /// Closes every grant whose time is up at `now`.
+    pub(super) fn close_due(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        self.grants.take_due(Some(now), &mut |id| due.push(id));
+        for id in due {
+            if let Some(g) = self.grants.get(id) {
+                info!("{}: {}: command timeout", g.src, g.door.name);
+            }
+            self.stop(id, now);
+        }
+    }
+
+    /// Door `door`'s name (the tracker only hands out indexes of the doors it was given).
+    fn name(&self, door: usize) -> &str {
+        self.cfg.doors.get(door).map_or("?", |d| d.name.as_str())
+    }
+
+    /// Marks the used one-time sequence and makes the next one live. If marking fails the
+    /// used line is refused all the same (kept in `burned`), and the error is logged.
     fn next_one_time(&mut self, door: usize) {
-        let d = &self.cfg.doors[door];
+        let Some(d) = self.cfg.doors.get(door) else {
+            return;
+        };
         let Some(one) = &d.one_time else {
             return;
         };
-        if let Err(e) = config::mark_used(one) {
+        if let (Some(at), Err(e)) = (one.offset, config::mark_used(one)) {
             error!(
-                "{}: cannot mark one-time sequence used in {}: {e}",
+                "{}: cannot mark one-time sequence used in {} (line {}): {e}; \
+                 it is refused all the same",
                 d.name,
-                one.path.display()
+                one.path.display(),
+                one.line
             );
+            self.burned.push((one.path.clone(), at));
         }
+        self.refresh_one_time(door);
+    }
+
+    /// Re-reads door `door`'s one-time file and makes its first unused line live.
+    fn refresh_one_time(&mut self, door: usize) {
+        let Some(d) = self.cfg.doors.get(door) else {
+            return;
+        };
+        let Some(one) = &d.one_time else {
+            return;
+        };
+        let used: Vec<u64> = self
+            .burned
+            .iter()
+            .filter(|(p, _)| *p == one.path)
+            .map(|&(_, at)| at)
+            .collect();
         let mut next = (**d).clone();
-        match config::OneTime::open(&one.path) {
+        match config::OneTime::open_skipping(&one.path, &used) {
             Ok((one, seq)) => {
                 if seq.is_empty() {
                     info!(
@@ -158,6 +277,20 @@ impl Actions {
         doors[door] = Rc::new(next);
         self.cfg.doors = doors.into();
         self.doors_changed = true;
+    }
+
+    /// After a reload: a line whose marking failed earlier stays used.
+    pub(super) fn reapply_burned(&mut self) {
+        for i in 0..self.cfg.doors.len() {
+            let d = &self.cfg.doors[i];
+            let burned = d.one_time.as_ref().is_some_and(|one| {
+                one.offset
+                    .is_some_and(|at| self.burned.contains(&(one.path.clone(), at)))
+            });
+            if burned {
+                self.refresh_one_time(i);
+            }
+        }
     }
 
     pub(super) fn log_counters(&self, t: &Tracker) {

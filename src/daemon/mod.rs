@@ -13,7 +13,7 @@ use crate::config::{self, Config, Door};
 use crate::grant::Grants;
 use crate::iface::{self, Addrs, Watch};
 use crate::packet::{self, Dropped};
-use crate::runner::Runner;
+use crate::runner::{Job, Kind, Runner};
 use crate::tracker::{Rules, Tracker};
 use crate::{logging, state};
 use actions::Actions;
@@ -107,7 +107,7 @@ impl Daemon {
         let o = &cfg.options;
         let tracker = Tracker::new(rules(o), o.max_attempts, cfg.doors.len());
         let grants = Grants::new(o.max_grants);
-        let runner = Runner::new(o.max_children, o.max_grants * 2 + 64);
+        let runner = Runner::new(o.max_children, o.command_timeout, o.max_grants);
         let iface = interface_of(&cfg, &settings);
         let state_file = o
             .state_file
@@ -123,6 +123,8 @@ impl Daemon {
                 counters: Counters::default(),
                 doors_changed: false,
                 grants_changed: false,
+                exiting: false,
+                burned: Vec::new(),
             },
             iface,
             state_file,
@@ -144,16 +146,11 @@ impl Daemon {
         filter::program(&ports, !self.act.settings.ipv4_only)
     }
 
-    /// Takes over the grants a previous run left open (see [`state`]).
+    /// Takes over the grants a previous run left open (see [`state`]): each one is kept as it
+    /// was recorded; one that does not fit the table is closed at once.
     fn recover(&mut self) {
         let now = Instant::now();
         for r in state::load(&self.state_file) {
-            info!(
-                "{}: {}: grant left open by a previous run, closing in {} s",
-                r.src,
-                r.door,
-                r.left.as_secs()
-            );
             let door = Rc::new(Door {
                 name: r.door,
                 sequence: config::Sequence::new(),
@@ -167,8 +164,36 @@ impl Daemon {
                 flags: Default::default(),
                 target: None,
             });
-            self.act.grants.open(&door, r.src, now, true);
-            self.act.grants_changed = true;
+            let act = &mut self.act;
+            act.grants_changed = true;
+            if act
+                .grants
+                .adopt(door.clone(), r.src, now + r.left)
+                .is_some()
+            {
+                info!(
+                    "{}: {}: grant left open by a previous run, closing in {} s",
+                    r.src,
+                    door.name,
+                    r.left.as_secs()
+                );
+                continue;
+            }
+            // No room to wait for its deadline: closing early is the safe side.
+            warn!(
+                "{}: {}: grant left open by a previous run does not fit MaxGrants ({}); \
+                 closing it now",
+                r.src, door.name, act.cfg.options.max_grants
+            );
+            if let Some(stop) = &door.stop {
+                let job = Job {
+                    grant: 0,
+                    kind: Kind::Stop,
+                    door: door.name.as_str().into(),
+                    cmd: stop.clone(),
+                };
+                act.runner.submit(job, &mut |_| {});
+            }
         }
     }
 
@@ -251,23 +276,23 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let a = self.tracker.next_deadline();
-        let g = self.act.grants.next_deadline();
-        match (a, g) {
-            (Some(a), Some(g)) => Some(a.min(g)),
-            (a, g) => a.or(g),
-        }
+        [
+            self.tracker.next_deadline(),
+            self.act.grants.next_deadline(),
+            self.act.runner.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// Time-driven work: expire attempts, run due stop commands, rebuild what changed.
+    /// Time-driven work: kill commands past their limit, expire attempts, run due stop
+    /// commands, rebuild what changed.
     fn tick(&mut self, now: Instant) {
         let act = &mut self.act;
+        act.runner.enforce(now);
         self.tracker.expire(now, &mut |e| act.on_event(e, now));
-        let mut due = Vec::new();
-        act.grants.take_due(Some(now), &mut |g| due.push(g));
-        for g in due {
-            act.close(g, "command timeout");
-        }
+        act.close_due(now);
         if act.doors_changed {
             act.doors_changed = false;
             self.prog = self.build_filter();
@@ -277,12 +302,8 @@ impl Daemon {
                 }
             }
         }
-        let act = &mut self.act;
-        if act.grants_changed {
-            act.grants_changed = false;
-            if let Err(e) = state::save(&self.state_file, &act.grants, now) {
-                warn!("cannot write state file {}: {e}", self.state_file.display());
-            }
+        if self.act.grants_changed {
+            self.save_state(now);
         }
     }
 
@@ -358,7 +379,7 @@ impl Daemon {
                 return None;
             }
             match si.ssi_signo as i32 {
-                libc::SIGCHLD => self.act.runner.reap(),
+                libc::SIGCHLD => self.act.reap(Instant::now()),
                 libc::SIGUSR1 => {
                     self.collect_drops();
                     self.act.log_counters(&self.tracker)
@@ -382,8 +403,11 @@ impl Daemon {
         logging::reopen();
         match config::load(&path) {
             Ok(new) => {
-                self.tracker.reset(rules(&new.options), new.doors.len());
+                self.tracker
+                    .reload(rules(&new.options), &self.act.cfg.doors, &new.doors);
+                self.act.runner.set_limit(new.options.command_timeout);
                 let old = std::mem::replace(&mut self.act.cfg, new);
+                self.act.reapply_burned();
                 let iface = interface_of(&self.act.cfg, &self.act.settings);
                 if iface != self.iface {
                     info!("interface changes from {} to {iface}", self.iface);
@@ -410,26 +434,76 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM/SIGINT: close the open doors (with `CloseOnExit`), give commands a short grace
+    /// period, and record in the state file every grant whose stop command has not run, so
+    /// that the next start closes it.
     fn shutdown(&mut self) -> i32 {
         self.collect_drops();
+        let now = Instant::now();
         let act = &mut self.act;
         if act.cfg.options.close_on_exit {
+            let mut ended = Vec::new();
+            act.runner.drop_waiting_starts(&mut |d| ended.push(d));
+            for d in ended {
+                act.settle(d, now);
+            }
             let mut open = Vec::new();
-            act.grants.take_due(None, &mut |g| open.push(g));
-            for g in open {
-                act.close(g, "closing at shutdown");
+            act.grants.take_due(None, &mut |id| open.push(id));
+            for id in open {
+                if let Some(g) = act.grants.get(id) {
+                    info!("{}: {}: closing at shutdown", g.src, g.door.name);
+                }
+                act.stop(id, now);
             }
         }
-        info!("waiting for child processes...");
-        act.runner.finish(Duration::from_secs(10));
-        if let Err(e) = state::save(&self.state_file, &act.grants, Instant::now()) {
-            warn!("cannot write state file: {e}");
+        // Written before waiting: if we are killed while waiting, the next start still knows.
+        self.save_state(now);
+        let act = &mut self.act;
+        if act.runner.busy() {
+            info!(
+                "waiting for {} command(s) (at most {} s)...",
+                act.runner.pending(),
+                SHUTDOWN_GRACE.as_secs()
+            );
         }
-        act.log_counters(&self.tracker);
+        let end = Instant::now() + SHUTDOWN_GRACE;
+        while act.runner.busy() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = Instant::now();
+            act.runner.enforce(now);
+            act.reap(now);
+        }
+        act.exiting = true;
+        if act.runner.busy() {
+            warn!(
+                "gave up waiting for {} command(s); killing them, the next start closes what \
+                 is left",
+                act.runner.pending()
+            );
+            let mut ended = Vec::new();
+            act.runner.kill_all(&mut |d| ended.push(d));
+            let now = Instant::now();
+            for d in ended {
+                act.settle(d, now);
+            }
+        }
+        self.save_state(Instant::now());
+        self.act.log_counters(&self.tracker);
         info!("shutting down");
         0
     }
+
+    fn save_state(&mut self, now: Instant) {
+        self.act.grants_changed = false;
+        if let Err(e) = state::save(&self.state_file, &self.act.grants, now) {
+            warn!("cannot write state file {}: {e}", self.state_file.display());
+        }
+    }
 }
+
+/// How long shutdown waits for commands: below procd's default 5 s before its SIGKILL, so
+/// the state file is final when the service manager gives up on us.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 fn pollfd(fd: i32) -> libc::pollfd {
     libc::pollfd {

@@ -10,37 +10,158 @@ fn doors(text: &str) -> Config {
 const CONF: &str = "[a]\nsequence=1,2\ncmd_timeout=10\nstart_command=open %IP%\n\
                     stop_command=close %IP% %IP%\n[b]\nsequence=3\ncommand=mail %IP%\n";
 
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn started(o: Opened) -> u32 {
+    match o {
+        Opened::Start(id) => id,
+        other => panic!("expected a start, got {other:?}"),
+    }
+}
+
+fn ids(g: &mut Grants, now: Option<Instant>) -> Vec<u32> {
+    let mut out = Vec::new();
+    g.take_due(now, &mut |id| out.push(id));
+    out
+}
+
 #[test]
 fn extends_instead_of_starting_twice() {
     let c = doors(CONF);
     let mut g = Grants::new(4);
     let t0 = Instant::now();
-    let ip: IpAddr = "192.0.2.7".parse().unwrap();
-    assert_eq!(g.open(&c.doors[0], ip, t0, true), Opened::Start);
+    let a = ip("192.0.2.7");
+    let id = started(g.open(&c.doors[0], a, t0, true));
+    assert_eq!(
+        g.open(&c.doors[0], a, t0, true),
+        Opened::Repeat,
+        "still starting"
+    );
+    assert_eq!(g.started(id, Ended::Ok, t0), Next::Nothing);
     let t1 = t0 + Duration::from_secs(5);
-    assert_eq!(g.open(&c.doors[0], ip, t1, true), Opened::Extend);
+    assert_eq!(g.open(&c.doors[0], a, t1, true), Opened::Extend);
     assert_eq!(g.next_deadline(), Some(t1 + Duration::from_secs(10)));
-    assert_eq!(g.open(&c.doors[0], ip, t1, false), Opened::Start);
+    // ExtendGrants = no: knockd's way, a second grant (once the first has opened).
+    started(g.open(&c.doors[0], a, t1, false));
     assert_eq!(g.len(), 2);
 }
 
 #[test]
-fn door_without_stop_is_not_tracked_and_table_is_bounded() {
+fn a_failed_start_leaves_no_grant_and_the_next_knock_starts_again() {
+    let c = doors(CONF);
+    let mut g = Grants::new(4);
+    let t0 = Instant::now();
+    let a = ip("192.0.2.7");
+    let id = started(g.open(&c.doors[0], a, t0, true));
+    assert_eq!(g.started(id, Ended::Failed, t0), Next::Nothing);
+    assert!(g.is_empty(), "no phantom grant");
+    started(g.open(&c.doors[0], a, t0, true));
+}
+
+#[test]
+fn a_killed_start_is_closed_anyway() {
+    let c = doors(CONF);
+    let mut g = Grants::new(4);
+    let t0 = Instant::now();
+    let id = started(g.open(&c.doors[0], ip("192.0.2.7"), t0, true));
+    assert_eq!(g.started(id, Ended::Killed, t0), Next::Stop(id));
+    assert_eq!(g.get(id).map(|x| x.phase), Some(Phase::Stopping));
+    assert!(!g.stopped(id, Ended::Ok, t0));
+    assert!(g.is_empty());
+}
+
+#[test]
+fn a_stop_never_runs_before_its_start_has_ended() {
+    let c = doors(CONF);
+    let mut g = Grants::new(4);
+    let t0 = Instant::now();
+    let id = started(g.open(&c.doors[0], ip("192.0.2.7"), t0, true));
+    // Long past cmd_timeout, the start still runs: nothing is due yet.
+    assert!(ids(&mut g, Some(t0 + Duration::from_secs(60))).is_empty());
+    assert!(ids(&mut g, None).is_empty(), "shutdown marks it instead");
+    // When the start ends, the stop follows at once.
+    assert_eq!(
+        g.started(id, Ended::Ok, t0 + Duration::from_secs(61)),
+        Next::Stop(id)
+    );
+}
+
+#[test]
+fn a_failed_stop_is_retried_then_given_up() {
+    let c = doors(CONF);
+    let mut g = Grants::new(4);
+    let t0 = Instant::now();
+    let id = started(g.open(&c.doors[0], ip("192.0.2.7"), t0, true));
+    g.started(id, Ended::Ok, t0);
+    let mut t = t0 + Duration::from_secs(10);
+    for try_no in 1..=STOP_TRIES {
+        assert_eq!(ids(&mut g, Some(t)), vec![id], "stop due (try {try_no})");
+        let gave_up = g.stopped(id, Ended::Failed, t);
+        assert_eq!(gave_up, try_no == STOP_TRIES);
+        if let Some(next) = g.next_deadline() {
+            assert!(next > t, "retried later, not at once");
+            t = next;
+        }
+    }
+    assert!(g.is_empty());
+}
+
+#[test]
+fn stop_less_doors_hold_off_repeats_and_yield_their_room() {
     let c = doors(CONF);
     let mut g = Grants::new(1);
     let t0 = Instant::now();
-    let a: IpAddr = "192.0.2.7".parse().unwrap();
-    let b: IpAddr = "192.0.2.8".parse().unwrap();
-    assert_eq!(g.open(&c.doors[1], a, t0, true), Opened::Start);
-    assert!(g.is_empty());
-    assert_eq!(g.open(&c.doors[0], a, t0, true), Opened::Start);
+    let (a, b) = (ip("192.0.2.7"), ip("192.0.2.8"));
+    let id = started(g.open(&c.doors[1], a, t0, true));
+    g.started(id, Ended::Ok, t0);
+    // A flood of the same door from the same source runs nothing more.
+    assert_eq!(g.open(&c.doors[1], a, t0, true), Opened::Repeat);
+    assert_eq!(g.open(&c.doors[1], a, t0, false), Opened::Repeat);
+    // A door with a stop command takes the record's room.
+    let id = started(g.open(&c.doors[0], a, t0, true));
     assert_eq!(g.open(&c.doors[0], b, t0, true), Opened::Full);
-    let mut due = Vec::new();
-    g.take_due(Some(t0), &mut |x| due.push(x));
-    assert!(due.is_empty());
-    g.take_due(Some(t0 + Duration::from_secs(10)), &mut |x| due.push(x));
-    assert_eq!(due.len(), 1);
+    g.started(id, Ended::Ok, t0);
+    assert!(ids(&mut g, Some(t0)).is_empty());
+    assert_eq!(ids(&mut g, Some(t0 + Duration::from_secs(10))), vec![id]);
+    // After cmd_timeout the record of a stop-less door lapses: its start may run again.
+    let mut g = Grants::new(2);
+    let id = started(g.open(&c.doors[1], a, t0, true));
+    g.started(id, Ended::Ok, t0);
+    assert!(ids(&mut g, Some(t0 + Duration::from_secs(10))).is_empty());
     assert!(g.is_empty());
+    started(g.open(&c.doors[1], a, t0 + Duration::from_secs(10), true));
+}
+
+#[test]
+fn grants_are_told_apart_by_door_not_by_name() {
+    let c = doors(CONF);
+    let mut g = Grants::new(4);
+    let t0 = Instant::now();
+    let a = ip("192.0.2.7");
+    let id = started(g.open(&c.doors[0], a, t0, true));
+    g.started(id, Ended::Ok, t0);
+    // Same name, other commands (a reload changed the door): a new grant, so that the new
+    // start command runs and each stop command closes what its own start opened.
+    let mut other = (*c.doors[0]).clone();
+    other.start = Some("open2 %IP%".into());
+    started(g.open(&Rc::new(other), a, t0, true));
+    // The unchanged door of a reloaded config still finds its grant.
+    let again = doors(CONF);
+    assert_eq!(g.open(&again.doors[0], a, t0, true), Opened::Extend);
+}
+
+#[test]
+fn adopted_grants_are_kept_one_by_one() {
+    let c = doors(CONF);
+    let mut g = Grants::new(2);
+    let t0 = Instant::now();
+    let a = ip("192.0.2.7");
+    assert!(g.adopt(c.doors[0].clone(), a, t0).is_some());
+    assert!(g.adopt(c.doors[0].clone(), a, t0).is_some(), "not merged");
+    assert!(g.adopt(c.doors[0].clone(), a, t0).is_none(), "bounded");
+    assert_eq!(ids(&mut g, Some(t0)).len(), 2);
 }
 
 #[test]

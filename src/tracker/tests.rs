@@ -343,3 +343,90 @@ fn table_stays_consistent_under_churn() {
     assert!(b.t.is_empty());
     assert_eq!(b.t.next_deadline(), None);
 }
+
+/// A one-time door as the daemon has it: the config names the file; `swap` makes the next
+/// line live the way the daemon does after an open.
+fn one_time_bench(lines: &str, name: &str) -> (Bench, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("lk-tracker-{}-{name}", std::process::id()));
+    std::fs::write(&path, lines).expect("write sequences");
+    let text = format!(
+        "[once]\none_time_sequences = {}\nseq_timeout = 5\n",
+        path.display()
+    );
+    (Bench::new(&text), path)
+}
+
+fn swap(b: &mut Bench, seq: &[u16]) {
+    let mut next = (*b.cfg.doors[0]).clone();
+    next.sequence = seq
+        .iter()
+        .map(|&port| Step {
+            proto: Proto::Tcp,
+            port,
+        })
+        .collect();
+    b.cfg.doors = vec![Rc::new(next)].into();
+}
+
+#[test]
+fn a_one_time_open_ends_every_attempt_on_that_door() {
+    let (mut b, path) = one_time_bench("7000,8000,9000\n5000,6000,9100\n", "mirror");
+    // The eavesdropper mirrors the first two knocks while the owner knocks.
+    b.syn("192.0.2.66", 7000);
+    b.syn("192.0.2.66", 8000);
+    for p in [7000, 8000, 9000] {
+        b.syn("192.0.2.2", p);
+    }
+    assert_eq!(b.opened(), [(0, ip("192.0.2.2"))]);
+    assert!(b.t.is_empty(), "the mirror's attempt ended with the open");
+    swap(&mut b, &[5000, 6000, 9100]);
+    // Only the last port of the unseen next line: it must not open.
+    b.syn("192.0.2.66", 9100);
+    assert_eq!(b.opened().len(), 1);
+    std::fs::remove_file(&path).expect("cleanup");
+}
+
+#[test]
+fn a_shorter_next_line_never_panics() {
+    let (mut b, path) = one_time_bench("7000,8000,9000\n5000\n", "short");
+    b.syn("192.0.2.66", 7000);
+    b.syn("192.0.2.66", 8000);
+    for p in [7000, 8000, 9000] {
+        b.syn("192.0.2.2", p);
+    }
+    swap(&mut b, &[5000]);
+    for p in [9000, 8000, 7000, 1] {
+        b.syn("192.0.2.66", p);
+    }
+    assert_eq!(b.opened().len(), 1);
+    b.syn("192.0.2.3", 5000);
+    assert_eq!(b.opened().len(), 2, "the next line opens on its own");
+    std::fs::remove_file(&path).expect("cleanup");
+}
+
+#[test]
+fn a_reload_keeps_attempts_of_unchanged_doors_only() {
+    let two = "[ssh]\nsequence = 7000,8000,9000\nseq_timeout = 5\n\
+               [web]\nsequence = 1000,2000,3000\nseq_timeout = 5\n";
+    let mut b = Bench::new(two);
+    b.syn("192.0.2.2", 7000);
+    b.syn("192.0.2.3", 1000);
+    b.syn("192.0.2.3", 2000);
+    // [web] changed its sequence; [ssh] moved but is the same door.
+    let new = conf(
+        "[web]\nsequence = 1000,2000,4000\nseq_timeout = 5\n\
+         [ssh]\nsequence = 7000,8000,9000\nseq_timeout = 5\n",
+    );
+    b.t.reload(rules(), &b.cfg.doors, &new.doors);
+    b.cfg = new;
+    assert_eq!(b.t.len(), 1);
+    b.syn("192.0.2.2", 8000);
+    b.syn("192.0.2.2", 9000);
+    assert_eq!(b.opened(), [(1, ip("192.0.2.2"))], "ssh carried on");
+    b.syn("192.0.2.3", 4000);
+    assert_eq!(b.opened().len(), 1, "web's attempt ended with its change");
+    // The window still counts from the first knock before the reload.
+    b.syn("192.0.2.4", 1000);
+    b.wait(6.0);
+    assert!(b.t.is_empty());
+}
