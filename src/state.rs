@@ -107,10 +107,13 @@ pub fn save(path: &Path, grants: &Grants, now: Instant) -> std::io::Result<()> {
         let Some(stop) = g.door.stop_for(g.src) else {
             continue;
         };
-        let deadline = match g.phase {
-            // Its stop was due already (or was running): due at once next time.
-            Phase::Stopping => base,
-            Phase::Starting | Phase::Open => base + g.until.saturating_duration_since(now),
+        // A stop that was due already (running, or failed and waiting to be tried again) is
+        // due at once next time.
+        let due = g.phase == Phase::Stopping || g.stop_failures > 0;
+        let deadline = if due {
+            base
+        } else {
+            base + g.until.saturating_duration_since(now)
         };
         let stop = expand(stop, g.src).replace(['\n', '\t'], " ");
         text.push_str(&format!(
