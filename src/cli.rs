@@ -8,10 +8,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(target_os = "linux")]
 const COMMANDS: &str = "  daemon   watch an interface for knocks and open doors (knockd's options)
+  fwknopd  serve fwknop SPA clients from fwknopd.conf/access.conf (fwknopd's options)
   check    parse a knockd config and print the doors as understood
   knock    send a knock sequence to a host (knock's options, plus saved hosts)
 
-  Run as 'knockd' or 'knock' (a symlink) it behaves as 'latchkey daemon' or 'latchkey knock'.";
+  Run as 'knockd', 'knock' or 'fwknopd' (a symlink) it behaves as 'latchkey daemon',
+  'latchkey knock' or 'latchkey fwknopd'.";
 
 #[cfg(not(target_os = "linux"))]
 const COMMANDS: &str =
@@ -34,6 +36,8 @@ pub fn run(args: &[String]) -> i32 {
         "knock" => return crate::client::run("knock", &rest),
         #[cfg(target_os = "linux")]
         "knockd" => return crate::daemon_cli::run("knockd", &rest),
+        #[cfg(target_os = "linux")]
+        "fwknopd" => return crate::fwknop::cli::run(&rest),
         _ => {}
     }
     let Some((cmd, rest)) = rest.split_first() else {
@@ -45,6 +49,8 @@ pub fn run(args: &[String]) -> i32 {
         "knock" => crate::client::run("latchkey knock", rest),
         #[cfg(target_os = "linux")]
         "daemon" => crate::daemon_cli::run("latchkey daemon", rest),
+        #[cfg(target_os = "linux")]
+        "fwknopd" => crate::fwknop::cli::run(rest),
         #[cfg(target_os = "linux")]
         "check" => crate::daemon_cli::check("latchkey check", rest),
         "-V" | "--version" | "version" => {

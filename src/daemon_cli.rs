@@ -336,6 +336,7 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
         interface: a.interface,
         ipv4_only: a.only_ip_v4,
         log_file: a.logfile,
+        fwknop: None,
     };
     let code = daemon::run(cfg, settings);
     if a.daemon || a.pidfile.is_some() {
@@ -345,7 +346,7 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
 }
 
 /// Detaches from the terminal: fork, new session, cwd /, standard streams to /dev/null.
-fn daemonize() -> std::io::Result<()> {
+pub(crate) fn daemonize() -> std::io::Result<()> {
     // SAFETY: the process is single-threaded here; the parent exits at once without running
     // destructors, the child continues with its own copy of everything.
     unsafe {

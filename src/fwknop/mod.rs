@@ -15,6 +15,8 @@ use crate::spa::policy::{parse_ports, Rules};
 use crate::spa::{wire, Keys, MAX_ENC_KEY, MAX_HMAC_KEY};
 use std::path::{Path, PathBuf};
 
+#[cfg(target_os = "linux")]
+pub mod cli;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +45,8 @@ pub struct Settings {
     pub access_folder: Option<PathBuf>,
     /// `SYSLOG_IDENTITY`.
     pub syslog_identity: String,
+    /// `FWKNOP_PID_FILE`, else `FWKNOP_RUN_DIR/fwknopd.pid`.
+    pub pid_file: PathBuf,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
             access_file: None,
             access_folder: None,
             syslog_identity: "fwknopd".into(),
+            pid_file: PathBuf::from("/var/run/fwknop/fwknopd.pid"),
         }
     }
 }
@@ -211,7 +216,6 @@ const CONF_IGNORED: &[&str] = &[
     "GPG_EXE",
     "SUDO_EXE",
     "VERBOSE",
-    "FWKNOP_PID_FILE",
     "FWKNOP_CONF_DIR",
     "ENABLE_EXTERNAL_CMDS",
     "EXTERNAL_CMD_OPEN",
@@ -238,6 +242,7 @@ pub fn parse_conf(
     let mut age = 120;
     let (mut udp_server, mut udp_port) = (false, None);
     let mut filter: Option<(usize, Vec<u16>)> = None;
+    let mut pid_file: Option<String> = None;
     for (n, name, value) in lines(text) {
         let upper = name.to_ascii_uppercase();
         let bad = |what: &str| format!("{name} '{value}': expected {what}");
@@ -282,6 +287,7 @@ pub fn parse_conf(
             "ACCESS_FILE" if !value.is_empty() => s.access_file = Some(PathBuf::from(value)),
             "ACCESS_FOLDER" if !value.is_empty() => s.access_folder = Some(PathBuf::from(value)),
             "SYSLOG_IDENTITY" if !value.is_empty() => s.syslog_identity = value.to_string(),
+            "FWKNOP_PID_FILE" if !value.is_empty() => pid_file = Some(value.to_string()),
             _ if CONF_IGNORED.contains(&upper.as_str()) => r.warn(
                 n,
                 format!("{name}: ignored (fwknopd's own plumbing; latchkey has its own)"),
@@ -298,6 +304,10 @@ pub fn parse_conf(
         s.ports = ports;
     }
     s.max_age = aging.then_some(age);
+    let run = run_dir.to_string_lossy().to_string();
+    s.pid_file = pid_file
+        .map(|p| PathBuf::from(p.replace("$FWKNOP_RUN_DIR", &run)))
+        .unwrap_or_else(|| run_dir.join("fwknopd.pid"));
     s.replay_file = persist.then(|| {
         // Our own file beside fwknopd's digest cache: the format differs, so fwknopd's own
         // file is never overwritten.
@@ -771,5 +781,29 @@ pub fn load(conf: &Path, access: Option<&Path>) -> Result<Fwknopd, Vec<ConfigErr
         settings,
         doors,
         warnings,
+    })
+}
+
+/// Reads the fwknopd configuration as a latchkey [`crate::config::Config`]: no knock doors,
+/// one SPA door per stanza, fwknopd.conf's interface and replay file. Warnings are logged.
+pub fn config(
+    conf: &Path,
+    access: Option<&Path>,
+) -> Result<crate::config::Config, Vec<ConfigError>> {
+    let f = load(conf, access)?;
+    for w in &f.warnings {
+        log::warn!("{w}");
+    }
+    let options = crate::config::Options {
+        interface: f.settings.interface.clone(),
+        pid_file: f.settings.pid_file.clone(),
+        spa_replay_file: f.settings.replay_file.clone(),
+        ..Default::default()
+    };
+    Ok(crate::config::Config {
+        path: conf.to_path_buf(),
+        options,
+        doors: Vec::new().into(),
+        spa: f.doors.into_iter().map(std::rc::Rc::new).collect(),
     })
 }
