@@ -36,7 +36,7 @@ pub fn run(args: &[String]) -> i32 {
         "knock" => return crate::client::run("knock", &rest),
         #[cfg(target_os = "linux")]
         "knockd" => return crate::daemon_cli::run("knockd", &rest),
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "fwknopd"))]
         "fwknopd" => return crate::fwknop::cli::run(&rest),
         _ => {}
     }
@@ -49,7 +49,7 @@ pub fn run(args: &[String]) -> i32 {
         "knock" => crate::client::run("latchkey knock", rest),
         #[cfg(target_os = "linux")]
         "daemon" => crate::daemon_cli::run("latchkey daemon", rest),
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "fwknopd"))]
         "fwknopd" => crate::fwknop::cli::run(rest),
         #[cfg(target_os = "linux")]
         "check" => crate::daemon_cli::check("latchkey check", rest),

@@ -420,8 +420,9 @@ impl Daemon {
         info!("SIGHUP: reloading {}", path.display());
         logging::reopen();
         let loaded = match &self.act.settings.fwknop {
+            #[cfg(feature = "fwknopd")]
             Some((conf, access)) => crate::fwknop::config(conf, access.as_deref()),
-            None => config::load(&path),
+            _ => config::load(&path),
         };
         match loaded {
             Ok(new) => {
