@@ -137,6 +137,29 @@ expect "a replay to the knockd.conf door is refused" seen 1 'ssh-spa: SPA refuse
 spa "$CLI" -A tcp/22 -s
 expect "a new door requires a real address by default (-s refused)" \
     seen 1 'SPA refused: need-source-address'
+
+# A flood: garbage that passes the kernel pre-check, and mutated copies of a valid packet.
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$LK_PID/status"; }
+rss0=$(rss)
+ip netns exec "$CLI2" python3 -c '
+import os, random, socket, sys
+good = open(sys.argv[1], "rb").read().strip()
+alpha = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rnd = random.Random(7)
+for i in range(20000):
+    if i % 2:
+        p = bytearray(good)
+        p[rnd.randrange(len(p))] = rnd.choice(alpha)
+    else:
+        p = b"/" + bytes(rnd.choice(alpha) for _ in range(rnd.randrange(139, 400)))
+    s.sendto(bytes(p), ("192.0.2.1", 62201))' "$WORK/last.spa"
+sleep 1
+rss1=$(rss)
+expect "a flood of 20000 garbage and mutated packets leaves the daemon alive" kill -0 "$LK_PID"
+expect "... its memory flat (VmRSS $rss0 -> $rss1 kB)" [ "$((rss1 - rss0))" -le 64 ]
+spa "$CLI" -A tcp/22 -a 192.0.2.2
+expect "... and a valid packet still opens" wait_for 3 tcp_open "$CLI" 192.0.2.1 22
 stop_daemon
 expect "the daemon exited cleanly" [ "$LK_RC" = 0 ]
 exit 0
