@@ -117,6 +117,36 @@ expect "a fresh packet after the restart opens" wait_for 3 tcp_open "$CLI" 192.0
 stop_daemon
 expect "SIGTERM closes the open door" no_spa_rule
 
+# CMD_CYCLE mode: every requested port substituted, $PROTO as a number, ports enforced, the
+# close command after CMD_CYCLE_TIMER; -S and -K through the PID file.
+printf '#!/bin/sh\necho "$*" >>%s\n' "$WORK/hook.log" >"$WORK/hook.sh"
+chmod +x "$WORK/hook.sh"
+printf '%s\n' "SOURCE ANY" "KEY_BASE64 $K" "HMAC_KEY_BASE64 $H" "OPEN_PORTS tcp/22, udp/53" \
+    "CMD_CYCLE_OPEN $WORK/hook.sh open \$IP \$PKT_SRC \$DST \$PORT \$PROTO \$CLIENT_TIMEOUT" \
+    "CMD_CYCLE_CLOSE $WORK/hook.sh close \$IP \$PORT \$PROTO" "CMD_CYCLE_TIMER 2" \
+    "MAX_FW_TIMEOUT 3" >"$WORK/fw/access.conf"
+start_fwknopd 3
+expect "fwknopd -S finds the running daemon" \
+    ip netns exec "$SRV" "$LATCHKEY" fwknopd -S -c "$WORK/fw/fwknopd.conf" -a "$WORK/fw/access.conf"
+spa "$CLI" -A tcp/22,udp/53 -a 192.0.2.77
+expect "CMD_CYCLE_OPEN runs once per requested port, with fwknopd's variables" \
+    wait_for 3 sh -c "grep -qx 'open 192.0.2.77 192.0.2.2 192.0.2.1 22 6 2' '$WORK/hook.log' &&
+        grep -qx 'open 192.0.2.77 192.0.2.2 192.0.2.1 53 17 2' '$WORK/hook.log'"
+expect "CMD_CYCLE_CLOSE runs after CMD_CYCLE_TIMER for each port" \
+    wait_for 5 sh -c "grep -qx 'close 192.0.2.77 22 6' '$WORK/hook.log' &&
+        grep -qx 'close 192.0.2.77 53 17' '$WORK/hook.log'"
+spa "$CLI" -A tcp/22,tcp/23 -a 192.0.2.2
+expect "OPEN_PORTS is enforced in CMD_CYCLE mode too (fwknopd does not)" \
+    seen 2 'SPA refused: port-denied'
+spa "$CLI" -A udp/53 -a 192.0.2.2 -f 5000
+expect "... and the client timeout is clamped to MAX_FW_TIMEOUT (fwknopd does not)" \
+    wait_for 3 grep -qx 'open 192.0.2.2 192.0.2.2 192.0.2.1 53 17 3' "$WORK/hook.log"
+expect "fwknopd -K stops it" \
+    ip netns exec "$SRV" "$LATCHKEY" fwknopd -K -c "$WORK/fw/fwknopd.conf" -a "$WORK/fw/access.conf"
+wait "$LK_PID" 2>/dev/null
+expect "... and its close commands ran at exit" \
+    wait_for 3 grep -qx 'close 192.0.2.2 53 17' "$WORK/hook.log"
+
 # --- an SPA door of latchkey daemon, in knockd.conf ----------------------------------------
 : >"$WORK/daemon.out"
 printf '%s\n' "[options]" "    StateFile = $WORK/state" "[ssh-spa]" \
