@@ -92,14 +92,9 @@ fn boot_id() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Writes every live grant of `grants` to `path` (removes the file when there is none).
+/// Writes every live grant of `grants` that has a stop command to `path` (removes the file
+/// when there is none).
 pub fn save(path: &Path, grants: &Grants, now: Instant) -> std::io::Result<()> {
-    if grants.is_empty() {
-        return match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        };
-    }
     let boot = boot_id();
     let base = boottime();
     let mut text = String::new();
@@ -122,6 +117,12 @@ pub fn save(path: &Path, grants: &Grants, now: Instant) -> std::io::Result<()> {
             g.door.name,
             g.src
         ));
+    }
+    if text.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
     }
     let tmp = path.with_extension("tmp");
     // A leftover (or planted) temporary file or symlink is removed, never followed.

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 e2e_setup gr
 e2e_host c2 192.0.2.3 2001:db8::3
-C2=lk-gr-c2
+C2=$HOST_NS
 listen_tcp 22
 reject_ssh
 STATE="$WORK/state"
