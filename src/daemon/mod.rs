@@ -120,11 +120,11 @@ impl Daemon {
         // fwknopd's ENABLE_DIGEST_PERSISTENCE N leaves no file: the cache is in memory only.
         let replay_file = match settings.fwknop {
             Some(_) => o.spa_replay_file.clone(),
-            None => Some(
-                o.spa_replay_file
-                    .clone()
-                    .unwrap_or_else(|| state_file.with_extension("spa-replay")),
-            ),
+            None => Some(o.spa_replay_file.clone().unwrap_or_else(|| {
+                let mut p = state_file.clone().into_os_string();
+                p.push(".spa-replay");
+                p.into()
+            })),
         };
         let spa = spa::Spa::new(&cfg, replay_file);
         let mut d = Daemon {

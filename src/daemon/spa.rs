@@ -173,8 +173,10 @@ impl Spa {
             a.grant.ip,
             a.grant.timeout
         );
-        let cmds = a.door.commands(&a.grant, k.src, k.dst, a.msg.timestamp);
-        for (access, (open, close)) in a.grant.access.iter().zip(cmds) {
+        for &access in &a.grant.access {
+            let (open, close) = a
+                .door
+                .command(&a.grant, access, k.src, k.dst, a.msg.timestamp);
             // One grant per requested port: each closes on its own, through the same table,
             // runner and state file as knock doors.
             let d = Rc::new(Door {
@@ -232,9 +234,9 @@ fn load(path: &Path) -> std::io::Result<String> {
             "not a regular file owned by this user and writable only by it",
         ));
     }
-    let mut s = String::new();
-    f.take(1 << 20).read_to_string(&mut s)?;
-    Ok(s)
+    let mut bytes = Vec::new();
+    f.take(1 << 20).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]

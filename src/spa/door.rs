@@ -154,7 +154,36 @@ impl Door {
             && (self.destination.is_empty() || self.destination.iter().any(|n| n.contains(dst)))
     }
 
-    /// The (open, close) commands for every requested port of `g`, expanded.
+    /// The (open, close) commands for one requested port of `g`, expanded.
+    pub fn command(
+        &self,
+        g: &Grant,
+        access: Access,
+        pkt_src: IpAddr,
+        dst: IpAddr,
+        ts: i64,
+    ) -> (String, Option<String>) {
+        let v = Vars {
+            ip: g.ip,
+            pkt_src,
+            dst,
+            access,
+            timeout: g.timeout,
+            ts,
+        };
+        match &self.action {
+            Action::Commands { open, close, style } => (
+                expand(open, *style, &v),
+                close.as_ref().map(|c| expand(c, *style, &v)),
+            ),
+            Action::Firewall => {
+                let (open, close) = firewall(&v);
+                (open, Some(close))
+            }
+        }
+    }
+
+    /// [`Door::command`] for every requested port of `g`, in order.
     pub fn commands(
         &self,
         g: &Grant,
@@ -164,26 +193,7 @@ impl Door {
     ) -> Vec<(String, Option<String>)> {
         g.access
             .iter()
-            .map(|&access| {
-                let v = Vars {
-                    ip: g.ip,
-                    pkt_src,
-                    dst,
-                    access,
-                    timeout: g.timeout,
-                    ts,
-                };
-                match &self.action {
-                    Action::Commands { open, close, style } => (
-                        expand(open, *style, &v),
-                        close.as_ref().map(|c| expand(c, *style, &v)),
-                    ),
-                    Action::Firewall => {
-                        let (open, close) = firewall(&v);
-                        (open, Some(close))
-                    }
-                }
-            })
+            .map(|&a| self.command(g, a, pkt_src, dst, ts))
             .collect()
     }
 }
