@@ -57,22 +57,18 @@ impl Parser<'_> {
                 sd.timeout(d.cmd_timeout.as_secs().min(u64::from(u32::MAX)) as u32);
             }
             let result = if draft.has_sequence {
-                Err(format!(
-                    "door [{}] has both a Sequence and SPA keys; expected one or the other",
-                    d.name
-                ))
+                Err("has both a Sequence and SPA keys; expected one or the other")
             } else if d.start6.is_some() || d.stop6.is_some() {
-                Err(format!(
-                    "SPA door [{}]: Start_Command_6/Stop_Command_6 are not used by SPA doors; \
-                     one Start_Command with %IP% serves both families",
-                    d.name
-                ))
+                Err(
+                    "Start_Command_6/Stop_Command_6 are not used by SPA doors; one \
+                     Start_Command with %IP% serves both families",
+                )
             } else {
                 sd.finish(&d.name, d.start.as_deref(), d.stop.as_deref())
             };
             match result {
                 Ok(door) => self.spa_doors.push(Rc::new(door)),
-                Err(e) => self.error(draft.line, e),
+                Err(e) => self.error(draft.line, format!("SPA door [{}]: {e}", d.name)),
             }
             return;
         }
@@ -141,7 +137,7 @@ impl Parser<'_> {
                 .get_or_insert_with(Default::default)
                 .key(&lower, value)
             {
-                self.error(n, format!("{key}: {e}"));
+                self.error(n, format!("{key} = {value}: {e}"));
             }
             return;
         }

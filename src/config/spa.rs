@@ -58,26 +58,26 @@ pub(super) fn is_spa_key(key: &str) -> bool {
     )
 }
 
-fn seconds(value: &str, max: u32) -> Result<u32, String> {
+fn seconds(value: &str, max: u32) -> Result<u32, &'static str> {
     value
         .parse::<u32>()
         .ok()
         .filter(|&v| v <= max)
-        .ok_or_else(|| format!("'{value}': expected seconds from 0 to {max}"))
+        .ok_or("expected a number of seconds (Max_Packet_Age at most 100000)")
 }
 
 impl Draft {
     /// Takes one SPA key (lowercase `key`).
-    pub(super) fn key(&mut self, key: &str, value: &str) -> Result<(), String> {
+    pub(super) fn key(&mut self, key: &str, value: &str) -> Result<(), &'static str> {
         match key {
             "spa_port" => match value.parse::<u16>() {
                 Ok(p) if p > 0 => self.port = Some(p),
-                _ => return Err(format!("'{value}': expected a UDP port from 1 to 65535")),
+                _ => return Err("expected a UDP port from 1 to 65535"),
             },
             "key" if !value.is_empty() && value.len() <= MAX_ENC_KEY => {
                 self.key = Some(value.as_bytes().to_vec())
             }
-            "key" => return Err("expected a passphrase of 1 to 32 bytes".into()),
+            "key" => return Err("expected a passphrase of 1 to 32 bytes"),
             "key_base64" => {
                 self.key = Some(
                     wire::decode_key(value, MAX_ENC_KEY)
@@ -87,7 +87,7 @@ impl Draft {
             "hmac_key" if !value.is_empty() && value.len() <= MAX_HMAC_KEY => {
                 self.hmac = Some(value.as_bytes().to_vec())
             }
-            "hmac_key" => return Err("expected a key of 1 to 136 bytes".into()),
+            "hmac_key" => return Err("expected a key of 1 to 136 bytes"),
             "hmac_key_base64" => {
                 self.hmac = Some(
                     wire::decode_key(value, MAX_HMAC_KEY)
@@ -108,7 +108,7 @@ impl Draft {
                 self.require_source = Some(match value.to_ascii_lowercase().as_str() {
                     "yes" | "y" | "on" | "true" | "1" => true,
                     "no" | "n" | "off" | "false" | "0" => false,
-                    _ => return Err(format!("'{value}': expected yes or no")),
+                    _ => return Err("expected yes or no"),
                 })
             }
             "require_username" if !value.is_empty() => self.rules.require_user = Some(value.into()),
@@ -117,7 +117,7 @@ impl Draft {
                 let a = seconds(value, 100_000)?;
                 self.rules.max_age = (a > 0).then_some(a);
             }
-            _ => return Err("expected a value".into()),
+            _ => return Err("expected a value"),
         }
         Ok(())
     }
@@ -134,21 +134,21 @@ impl Draft {
         name: &str,
         start: Option<&str>,
         stop: Option<&str>,
-    ) -> Result<Door, String> {
-        let port = self.port.ok_or_else(|| {
-            format!("door [{name}] has SPA keys but no SPA_Port; expected 'SPA_Port = 62201'")
-        })?;
+    ) -> Result<Door, &'static str> {
+        let port = self
+            .port
+            .ok_or("has SPA keys but no SPA_Port; expected 'SPA_Port = 62201'")?;
         let (Some(key), Some(hmac)) = (self.key, self.hmac) else {
-            return Err(format!(
-                "SPA door [{name}] needs both an encryption key (Key or Key_Base64) and an \
-                 HMAC key (HMAC_Key or HMAC_Key_Base64)"
-            ));
+            return Err(
+                "needs both an encryption key (Key or Key_Base64) and an HMAC key \
+                        (HMAC_Key or HMAC_Key_Base64)",
+            );
         };
         if key == hmac {
-            return Err(format!(
-                "SPA door [{name}]: the encryption key and the HMAC key are identical; \
-                 expected two different keys"
-            ));
+            return Err(
+                "the encryption key and the HMAC key are identical; expected two \
+                        different keys",
+            );
         }
         let keys = Keys::new(&key, &hmac).ok_or("bad key length")?;
         let mut rules = self.rules;
@@ -164,10 +164,10 @@ impl Draft {
                 style: Style::Knockd,
             },
             None if stop.is_some_and(|s| !s.trim().is_empty()) => {
-                return Err(format!(
-                    "SPA door [{name}] has a Stop_Command but no Start_Command; expected both, \
-                     or neither for latchkey's own firewall rule"
-                ))
+                return Err(
+                    "has a Stop_Command but no Start_Command; expected both, or \
+                            neither for latchkey's own firewall rule",
+                )
             }
             None => Action::Firewall,
         };

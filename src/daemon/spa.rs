@@ -163,15 +163,18 @@ impl Spa {
             }
         };
         self.accepted += 1;
-        let ports: Vec<String> = a.grant.access.iter().map(|x| x.to_string()).collect();
+        let mut ports = String::new();
+        for x in &a.grant.access {
+            if !ports.is_empty() {
+                ports.push(',');
+            }
+            ports.push_str(x.proto.name());
+            ports.push('/');
+            ports.push_str(&x.port.to_string());
+        }
         info!(
-            "{}: {}: SPA accepted (user '{}'): opening {} for {} for {} s",
-            k.src,
-            a.door.name,
-            a.msg.user,
-            ports.join(","),
-            a.grant.ip,
-            a.grant.timeout
+            "{}: {}: SPA accepted (user '{}'): opening {ports} for {} for {} s",
+            k.src, a.door.name, a.msg.user, a.grant.ip, a.grant.timeout
         );
         for &access in &a.grant.access {
             let (open, close) = a
@@ -206,7 +209,9 @@ impl Spa {
 
 /// Writes `text` to `path` through a fresh private file and a rename.
 fn save(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -222,7 +227,7 @@ fn save(path: &Path, text: &str) -> std::io::Result<()> {
 /// Reads the cache file if it is safe to trust.
 fn load(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    let f = std::fs::OpenOptions::new()
+    let mut f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
@@ -234,9 +239,17 @@ fn load(path: &Path) -> std::io::Result<String> {
             "not a regular file owned by this user and writable only by it",
         ));
     }
-    let mut bytes = Vec::new();
-    f.take(1 << 20).read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    // One bounded buffer: the cache holds at most SpaReplayEntries lines of 76 bytes.
+    let mut buf = vec![0u8; (m.len() as usize).min(1 << 22)];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    buf.truncate(n);
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 #[cfg(test)]

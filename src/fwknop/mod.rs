@@ -410,7 +410,7 @@ impl Report<'_> {
         match upper.as_str() {
             "DESTINATION" => match Net::parse_list(value) {
                 Ok(l) => d.destination = l,
-                Err(e) => self.error(n, format!("{name}: {e}")),
+                Err(e) => self.error(n, format!("{name} '{value}': {e}")),
             },
             "KEY" if !value.is_empty() && value.len() <= MAX_ENC_KEY => {
                 d.key = Some(value.as_bytes().to_vec())
@@ -665,7 +665,7 @@ fn parse_access_into(
                             ..Draft::default()
                         })
                     }
-                    Err(e) => r.error(n, format!("SOURCE: {e}")),
+                    Err(e) => r.error(n, format!("SOURCE '{value}': {e}")),
                 }
             }
             "%INCLUDE" | "%INCLUDE_FOLDER" => {

@@ -187,7 +187,7 @@ fn access_conf_refusals_name_file_line_and_why() {
         ("SOURCE ANY\nKEY __CHANGEME__\nHMAC_KEY k2\n", "access.conf:2: KEY is still the placeholder"),
         ("SOURCE ANY\nKEY k1\nHMAC_KEY k2\nCMD_CYCLE_OPEN /bin/true\n", "access.conf:1: CMD_CYCLE_OPEN without CMD_CYCLE_CLOSE"),
         ("SOURCE ANY\nKEY k1\nHMAC_KEY k2\nCMD_CYCLE_OPEN /bin/true\nCMD_CYCLE_CLOSE /bin/true\n", "access.conf:1: CMD_CYCLE_CLOSE without CMD_CYCLE_TIMER"),
-        ("SOURCE 192.0.2.0/33\nKEY k1\nHMAC_KEY k2\n", "access.conf:1: SOURCE: '192.0.2.0/33': prefix longer than 32"),
+        ("SOURCE 192.0.2.0/33\nKEY k1\nHMAC_KEY k2\n", "access.conf:1: SOURCE '192.0.2.0/33': prefix longer than the address"),
         ("SOURCE ANY\nKEY k1\nHMAC_KEY k2\nOPEN_PORTS tcp/22, icmp/0\n", "access.conf:4: OPEN_PORTS 'tcp/22, icmp/0': expected a list"),
         ("SOURCE ANY\nKEY k1\nHMAC_KEY k2\nFORCE_NAT 192.0.2.5 22\n", "access.conf:4: FORCE_NAT 192.0.2.5 22: refused; NAT"),
         ("%include_keys /x\n", "access.conf:1: %include_keys is not supported"),

@@ -43,7 +43,7 @@ impl Net {
 
     /// Parses fwknop's list form: `ANY`, `a.b.c.d`, `a.b.c.d/nn`, `a.b.c.d/m.m.m.m`
     /// (IPv6 addresses and prefixes too), comma separated.
-    pub fn parse_list(text: &str) -> Result<Vec<Net>, String> {
+    pub fn parse_list(text: &str) -> Result<Vec<Net>, &'static str> {
         let mut out = Vec::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if item.eq_ignore_ascii_case("any") {
@@ -56,7 +56,7 @@ impl Net {
             let (a, p) = item.split_once('/').unwrap_or((item, ""));
             let addr: IpAddr = a
                 .parse()
-                .map_err(|_| format!("'{item}' is not an address; expected ANY, a.b.c.d[/nn]"))?;
+                .map_err(|_| "not an address; expected ANY, a.b.c.d[/nn] or an IPv6 address")?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
             let prefix = if p.is_empty() {
                 max
@@ -65,19 +65,19 @@ impl Net {
             } else if let Ok(std::net::IpAddr::V4(m)) = p.parse::<IpAddr>() {
                 let m = u32::from(m);
                 if m.leading_ones() + m.trailing_zeros() != 32 {
-                    return Err(format!("'{item}': the netmask is not contiguous"));
+                    return Err("the netmask is not contiguous");
                 }
                 m.leading_ones() as u8
             } else {
-                return Err(format!("'{item}': bad prefix; expected /nn or /m.m.m.m"));
+                return Err("bad prefix; expected /nn or /m.m.m.m");
             };
             if prefix > max {
-                return Err(format!("'{item}': prefix longer than {max}"));
+                return Err("prefix longer than the address");
             }
             out.push(Net { addr, prefix });
         }
         if out.is_empty() {
-            return Err("empty address list; expected ANY or addresses".into());
+            return Err("empty address list; expected ANY or addresses");
         }
         Ok(out)
     }
@@ -86,7 +86,9 @@ impl Net {
 /// Which variables a door's commands use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
-    /// fwknopd's `CMD_CYCLE_*`: `$IP $SRC $PKT_SRC $DST $PORT $PROTO $TIMEOUT $CLIENT_TIMEOUT`.
+    /// fwknopd's `CMD_CYCLE_*`: `$IP $SRC $PKT_SRC $DST $PORT $PROTO $TIMEOUT $CLIENT_TIMEOUT`
+    /// (only with the `fwknopd` feature, the only reader that makes such doors).
+    #[cfg(feature = "fwknopd")]
     Fwknop,
     /// knockd.conf: `%IP% %PORT% %PROTO% %TIMEOUT%`.
     Knockd,
@@ -203,6 +205,7 @@ pub fn expand(cmd: &str, style: Style, v: &Vars) -> String {
     let ip = v.ip.to_string();
     let port = v.access.port.to_string();
     match style {
+        #[cfg(feature = "fwknopd")]
         Style::Fwknop => cmd
             .replace("$PKT_SRC", &v.pkt_src.to_string())
             .replace("$CLIENT_TIMEOUT", &v.timeout.to_string())

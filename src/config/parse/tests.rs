@@ -261,15 +261,15 @@ fn spa_door_mistakes_name_file_and_line() {
          [g]\nSPA_Port = 1\nKey_Base64 = !!\n"
     ));
     let want = [
-        "/etc/knockd.conf:1: door [a] has SPA keys but no SPA_Port",
+        "/etc/knockd.conf:1: SPA door [a]: has SPA keys but no SPA_Port",
         "/etc/knockd.conf:3: SPA door [b]: the encryption key and the HMAC key are identical",
-        "/etc/knockd.conf:7: door [c] has both a Sequence and SPA keys",
-        "/etc/knockd.conf:13: SPA_Port: '70000': expected a UDP port",
-        "/etc/knockd.conf:12: door [d] has SPA keys but no SPA_Port",
-        "/etc/knockd.conf:14: SPA door [e] has a Stop_Command but no Start_Command",
+        "/etc/knockd.conf:7: SPA door [c]: has both a Sequence and SPA keys",
+        "/etc/knockd.conf:13: SPA_Port = 70000: expected a UDP port",
+        "/etc/knockd.conf:12: SPA door [d]: has SPA keys but no SPA_Port",
+        "/etc/knockd.conf:14: SPA door [e]: has a Stop_Command but no Start_Command",
         "/etc/knockd.conf:19: SPA door [f]: Start_Command_6/Stop_Command_6",
-        "/etc/knockd.conf:26: Key_Base64: expected base64",
-        "/etc/knockd.conf:24: SPA door [g] needs both an encryption key",
+        "/etc/knockd.conf:26: Key_Base64 = !!: expected base64",
+        "/etc/knockd.conf:24: SPA door [g]: needs both an encryption key",
     ];
     assert_eq!(e.len(), want.len(), "{e:#?}");
     for (got, want) in e.iter().zip(want) {
