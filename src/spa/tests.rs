@@ -436,3 +436,42 @@ fn fixture_matches_the_shared_vectors_when_present() {
     }
     assert_eq!(n, vs.len());
 }
+
+#[test]
+fn ipv6_knockers_get_their_own_address_for_0000_or_the_inner_ipv4() {
+    let rules = Rules::default();
+    let mut m = Message {
+        timestamp: 1_800_000_000,
+        ..Message::default()
+    };
+    m.access
+        .push(super::Access {
+            proto: crate::config::Proto::Tcp,
+            port: 22,
+        })
+        .unwrap();
+    let v6: IpAddr = "2001:db8::2".parse().unwrap();
+    // 0.0.0.0: the packet's (IPv6) source is let in.
+    assert_eq!(rules.decide(&m, v6, 1_800_000_000).unwrap().ip, v6);
+    // Under REQUIRE_SOURCE_ADDRESS that is refused, as for IPv4.
+    let strict = Rules {
+        require_source: true,
+        ..Rules::default()
+    };
+    let e = strict.decide(&m, v6, 1_800_000_000).unwrap_err();
+    assert_eq!(e, Refusal::NeedSourceAddress);
+    // An IPv4 address in the message is what is let in, whatever the transport.
+    m.allow = "192.0.2.9".parse().unwrap();
+    let ip = strict.decide(&m, v6, 1_800_000_000).unwrap().ip;
+    assert_eq!(ip, IpAddr::from([192, 0, 2, 9]));
+    // Age both ways, at the edge.
+    assert!(rules.decide(&m, v6, 1_800_000_120).is_ok());
+    assert_eq!(
+        rules.decide(&m, v6, 1_800_000_121).unwrap_err(),
+        Refusal::Stale(-121)
+    );
+    assert_eq!(
+        rules.decide(&m, v6, 1_799_999_879).unwrap_err(),
+        Refusal::Stale(121)
+    );
+}
