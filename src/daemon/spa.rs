@@ -158,7 +158,14 @@ impl Spa {
             Err((door, e)) => {
                 self.refused += 1;
                 let name = door.map_or("-", |d| d.name.as_str());
-                info!("{}: {name}: SPA refused: {e}", k.src);
+                // Unauthenticated packets (no door's HMAC key fits, or no door for them) are
+                // what a flood is made of: they never reach the log at the default level, so
+                // junk cannot fill a router's log. Authenticated refusals always do.
+                if matches!(e, Refusal::BadMac | Refusal::NoDoor) {
+                    debug!("{}: {name}: SPA refused: {e}", k.src);
+                } else {
+                    info!("{}: {name}: SPA refused: {e}", k.src);
+                }
                 return;
             }
         };
