@@ -298,19 +298,19 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
     } else {
         LevelFilter::Warn
     };
-    logging::init(level);
+    let ident = if prog == "knockd" {
+        "knockd"
+    } else {
+        "latchkey"
+    };
+    logging::init(level, ident);
     let path = a.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
     let cfg = match load(&path, prog) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let log_file = a.logfile.clone().or_else(|| cfg.options.log_file.clone());
-    let ident = if prog == "knockd" {
-        "knockd"
-    } else {
-        "latchkey"
-    };
-    if let Err(e) = logging::configure(log_file.as_deref(), cfg.options.use_syslog, ident) {
+    if let Err(e) = logging::configure(log_file.as_deref(), cfg.options.use_syslog) {
         eprintln!("{prog}: cannot open log file: {e}");
         return 1;
     }
@@ -339,6 +339,7 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
         fwknop: None,
     };
     let code = daemon::run(cfg, settings);
+    logging::flush();
     if a.daemon || a.pidfile.is_some() {
         let _ = std::fs::remove_file(&pidfile);
     }

@@ -1,36 +1,194 @@
 //! Where the daemon's messages go: knockd's `LogFile` lines (`[YYYY-MM-DD HH:MM] message`),
 //! syslog with `UseSyslog`, and stderr (`-v` for the knock lines, `-D` for debugging).
 //!
-//! Invariant: logging a line does not allocate; it is formatted into a fixed buffer on the
-//! stack (long lines are cut), so the knock path can log its "Stage N" lines freely.
+//! Invariants, because lines are logged from the packet path:
+//! - Logging a line does not allocate: it is formatted into a fixed buffer on the stack (long
+//!   lines are cut).
+//! - No sink ever blocks the loop. The log file is opened non-blocking (a FIFO without room
+//!   costs lines, not time), the syslog socket is non-blocking (a syslog daemon that stopped
+//!   reading fills its queue, then lines are dropped), stderr is written only when poll says
+//!   there is room. Each line is one write(2); what a sink could not take is counted and said
+//!   on that sink once it takes lines again.
+//! - The lines one packet can cause go through token buckets: knock lines (target [`KNOCK`]:
+//!   stages, sequence timeouts, wrong knocks, evictions, extensions, repeats) and, apart, open
+//!   lines (target [`OPEN`]: `OPEN SESAME`, a full grants table). Each passes [`BURST`] lines
+//!   at once, then one per [`REFILL`]. What a bucket holds back is counted and reported with a
+//!   "suppressed" line at once and then at most every [`REPORT_EVERY`], so a flood cannot fill
+//!   a RAM-backed `/tmp` or push everything else out of the router's log ring. Other lines
+//!   (commands, signals, errors) are not limited: they are bounded by the commands the daemon
+//!   runs.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The log target of knock lines, the per-packet lines about a sequence in progress (stages,
+/// timeouts, wrong knocks, evictions, extensions, repeats of an open, and `-D`'s line per
+/// packet): `info!(target: logging::KNOCK, ...)`.
+pub const KNOCK: &str = "knock";
+/// The log target of open lines, one per completed sequence (`OPEN SESAME`, a grants table
+/// that is full). Limited on their own, so that a flood of first knocks cannot hide an open,
+/// and a flood at a one-step door (where every packet is a completed sequence) is limited too.
+pub const OPEN: &str = "open";
+
+/// Lines of one limited kind (knock, open) written back to back before its limit applies.
+pub const BURST: u32 = 60;
+/// After a burst, one line of that kind per this much time.
+pub const REFILL: Duration = Duration::from_secs(1);
+/// How often, at most, a "suppressed" line reports the lines held back since the last one.
+pub const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// A token bucket for one kind of per-packet line, with the count of what it held back. Pure:
+/// it is given `now`, so it is tested without waiting.
+#[derive(Debug)]
+pub struct Limiter {
+    /// Lines that may be written now.
+    tokens: u32,
+    /// The time up to which refills have been credited (a line not yet fully earned is kept
+    /// by not moving this past it).
+    at: Option<Instant>,
+    /// Lines held back since the last report.
+    suppressed: u64,
+    /// When this round of holding back was announced or last counted; `None` between rounds.
+    reported: Option<Instant>,
+}
+
+/// What [`Limiter::check`] decided for one line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Write the line.
+    Write,
+    /// Drop it.
+    Suppress,
+}
+
+/// A report [`Limiter::due`] asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Lines started being held back (said at once).
+    Started,
+    /// This many were held back since the last report.
+    Count(u64),
+}
+
+impl Limiter {
+    /// A full bucket.
+    pub const fn new() -> Limiter {
+        Limiter {
+            tokens: BURST,
+            at: None,
+            suppressed: 0,
+            reported: None,
+        }
+    }
+
+    /// Takes a token for one knock line, if there is one.
+    pub fn check(&mut self, now: Instant) -> Verdict {
+        let at = *self.at.get_or_insert(now);
+        let earned = now.saturating_duration_since(at).as_millis() / REFILL.as_millis();
+        if earned > 0 {
+            let earned = earned.min(BURST as u128) as u32;
+            self.tokens = (self.tokens + earned).min(BURST);
+            self.at = Some(if self.tokens == BURST {
+                now
+            } else {
+                at + REFILL * earned
+            });
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            Verdict::Write
+        } else {
+            self.suppressed += 1;
+            Verdict::Suppress
+        }
+    }
+
+    /// The report to make now, if one is due: when lines start being held back, at once;
+    /// then the count, at most every [`REPORT_EVERY`]. A report period that held nothing back
+    /// ends the round, so that the next flood is announced at once again.
+    pub fn due(&mut self, now: Instant) -> Option<Report> {
+        match self.reported {
+            None if self.suppressed > 0 => {
+                self.reported = Some(now);
+                Some(Report::Started)
+            }
+            Some(t) if now.saturating_duration_since(t) >= REPORT_EVERY => {
+                if self.suppressed == 0 {
+                    self.reported = None;
+                    return None;
+                }
+                self.reported = Some(now);
+                Some(Report::Count(std::mem::take(&mut self.suppressed)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The count held back since the last report, whatever the time (at exit); ends the round.
+    pub fn take(&mut self) -> u64 {
+        self.reported = None;
+        std::mem::take(&mut self.suppressed)
+    }
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter::new()
+    }
+}
+
+/// Lines a sink could not take, reported on it once it takes lines again.
+#[derive(Clone, Copy, Debug, Default)]
+struct Dropped(u64);
+
+struct Syslog {
+    sock: Option<UnixDatagram>,
+    /// No reconnect before this time: syslogd may be gone for a while, and each attempt costs
+    /// two system calls.
+    retry: Option<Instant>,
+    dropped: Dropped,
+}
 
 struct State {
     file: Option<File>,
     path: Option<PathBuf>,
-    /// The syslog socket, and the ident to send with each line.
-    syslog: Option<(Option<UnixDatagram>, &'static str)>,
+    file_dropped: Dropped,
+    syslog: Option<Syslog>,
+    /// The name syslog lines carry (`latchkey`, or `knockd` when run under that name); set
+    /// once at start, kept across reloads.
+    ident: &'static str,
     stderr: LevelFilter,
+    stderr_dropped: Dropped,
+    /// The limits on knock lines and open lines.
+    knock: Limiter,
+    open: Limiter,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     file: None,
     path: None,
+    file_dropped: Dropped(0),
     syslog: None,
+    ident: "latchkey",
     stderr: LevelFilter::Warn,
+    stderr_dropped: Dropped(0),
+    knock: Limiter::new(),
+    open: Limiter::new(),
 });
 
 /// Where syslogd (and OpenWrt's logd) read from.
 const DEV_LOG: &str = "/dev/log";
 /// `LOG_DAEMON`, shifted into place.
 const FACILITY: u8 = 3 << 3;
+/// How long a failed syslog connection is left alone before the next try.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 struct Logger;
 static LOGGER: Logger = Logger;
@@ -38,75 +196,211 @@ static LOGGER: Logger = Logger;
 type Line = heapless::String<2048>;
 
 /// Installs the logger. `stderr` is the most detailed level shown on stderr (warnings always
-/// are; `-v` adds the knock lines, `-D` debugging).
-pub fn init(stderr: LevelFilter) {
+/// are; `-v` adds the knock lines, `-D` debugging); `ident` is the name on syslog lines.
+pub fn init(stderr: LevelFilter, ident: &'static str) {
     if let Ok(mut s) = STATE.lock() {
         s.stderr = stderr.max(LevelFilter::Warn);
+        s.ident = ident;
     }
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(stderr.max(LevelFilter::Warn));
 }
 
-/// Sends the knock lines to `path` (appending) and/or syslog under `ident`.
-pub fn configure(path: Option<&Path>, syslog: bool, ident: &'static str) -> std::io::Result<()> {
-    let file = match path {
-        Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
-        None => None,
+/// Sends the lines to `path` (appending) and/or syslog, under the ident given to [`init`].
+/// Called at start and on every reload. If the file cannot be opened, the previous file (if
+/// any) stays and the error is returned; the syslog choice is applied either way.
+pub fn configure(path: Option<&Path>, syslog: bool) -> std::io::Result<()> {
+    let file = path.map(open).transpose();
+    let Ok(mut s) = STATE.lock() else {
+        return Ok(());
     };
-    if let Ok(mut s) = STATE.lock() {
-        s.file = file;
-        s.path = path.map(Path::to_path_buf);
-        s.syslog = syslog.then(|| (connect(), ident));
-        // Format the knock lines only when something will take them.
-        if s.file.is_some() || s.syslog.is_some() {
-            log::set_max_level(s.stderr.max(LevelFilter::Info));
-        } else {
-            log::set_max_level(s.stderr);
+    match (syslog, s.syslog.is_some()) {
+        (true, false) => {
+            s.syslog = Some(Syslog {
+                sock: connect(),
+                retry: None,
+                dropped: Dropped(0),
+            })
         }
+        (false, true) => s.syslog = None,
+        _ => {}
     }
-    Ok(())
+    let result = match file {
+        Ok(f) => {
+            s.file = f;
+            s.path = path.map(Path::to_path_buf);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    // Format the knock lines only when something will take them.
+    if s.file.is_some() || s.syslog.is_some() {
+        log::set_max_level(s.stderr.max(LevelFilter::Info));
+    } else {
+        log::set_max_level(s.stderr);
+    }
+    result
+}
+
+/// Opens the log file for appending, non-blocking (only a FIFO or a device cares).
+fn open(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
 }
 
 fn connect() -> Option<UnixDatagram> {
     let sock = UnixDatagram::unbound().ok()?;
     sock.connect(DEV_LOG).ok()?;
+    sock.set_nonblocking(true).ok()?;
     Some(sock)
-}
-
-/// Sends one line to syslog, in the classic `<PRI>ident[pid]: message` form; reconnects
-/// once if syslogd was restarted since.
-fn send_syslog(conn: &mut Option<UnixDatagram>, ident: &str, level: Level, msg: &str) {
-    let sev = match level {
-        Level::Error => 3,
-        Level::Warn => 4,
-        Level::Info => 5,
-        _ => 7,
-    };
-    let mut line = Line::new();
-    let _ = write!(
-        line,
-        "<{}>{ident}[{}]: {msg}",
-        FACILITY + sev,
-        std::process::id()
-    );
-    for _ in 0..2 {
-        if let Some(c) = conn.as_ref() {
-            if c.send(line.as_bytes()).is_ok() {
-                return;
-            }
-        }
-        *conn = connect();
-    }
 }
 
 /// Reopens the log file (after logrotate moved it; done on SIGHUP).
 pub fn reopen() {
     if let Ok(mut s) = STATE.lock() {
         if let Some(p) = s.path.clone() {
-            if let Ok(f) = OpenOptions::new().create(true).append(true).open(p) {
+            if let Ok(f) = open(&p) {
                 s.file = Some(f);
             }
         }
+    }
+}
+
+/// Writes the count of lines still held back, whatever the time (at exit).
+pub fn flush() {
+    if let Ok(mut s) = STATE.lock() {
+        for kind in [KNOCK, OPEN] {
+            let n = limiter(&mut s, kind).map_or(0, Limiter::take);
+            if n > 0 {
+                let mut msg = Line::new();
+                let _ = write!(msg, "{n} {kind} log lines suppressed (rate limit)");
+                emit(&mut s, Level::Warn, &msg);
+            }
+        }
+    }
+}
+
+/// The limit that lines of `target` go through, if any.
+fn limiter<'a>(s: &'a mut State, target: &str) -> Option<&'a mut Limiter> {
+    match target {
+        KNOCK => Some(&mut s.knock),
+        OPEN => Some(&mut s.open),
+        _ => None,
+    }
+}
+
+/// Writes the report a limit asks for, if any.
+fn report(s: &mut State, kind: &str, now: Instant) {
+    let Some(report) = limiter(s, kind).and_then(|l| l.due(now)) else {
+        return;
+    };
+    let mut msg = Line::new();
+    let _ = match report {
+        Report::Started => write!(
+            msg,
+            "too many {kind} lines: after {BURST} at once, 1 per {} s is logged; \
+             the others are suppressed and counted every {} s",
+            REFILL.as_secs(),
+            REPORT_EVERY.as_secs()
+        ),
+        Report::Count(n) => write!(
+            msg,
+            "{n} {kind} log lines suppressed in the last {} s (rate limit)",
+            REPORT_EVERY.as_secs()
+        ),
+    };
+    emit(s, Level::Warn, &msg);
+}
+
+fn severity(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 5,
+        _ => 7,
+    }
+}
+
+/// One write(2) of the whole line; a short or failed write counts as dropped.
+fn write_once(f: &mut File, bytes: &[u8]) -> bool {
+    matches!(f.write(bytes), Ok(n) if n == bytes.len())
+}
+
+fn file_line(f: &mut File, dropped: &mut Dropped, msg: &str) {
+    if dropped.0 > 0 {
+        let mut note = Line::new();
+        timestamp(&mut note);
+        let _ = writeln!(note, "{} log lines could not be written here", dropped.0);
+        if !write_once(f, note.as_bytes()) {
+            dropped.0 += 1;
+            return;
+        }
+        dropped.0 = 0;
+    }
+    let mut line = Line::new();
+    timestamp(&mut line);
+    let _ = line.push_str(msg);
+    if line.push('\n').is_err() {
+        line.pop();
+        let _ = line.push('\n');
+    }
+    if !write_once(f, line.as_bytes()) {
+        dropped.0 += 1;
+    }
+}
+
+/// Sends one datagram to syslog; on a connection that went away (syslogd restarted) it
+/// reconnects, at most once per [`RECONNECT_EVERY`]. Never waits.
+fn syslog_send(sl: &mut Syslog, bytes: &[u8], now: Instant) -> bool {
+    for _ in 0..2 {
+        if let Some(sock) = &sl.sock {
+            match sock.send(bytes) {
+                Ok(_) => return true,
+                // The reader is there but not reading: its queue is full. Drop the line.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(_) => sl.sock = None,
+            }
+        }
+        if sl.retry.is_some_and(|t| now < t) {
+            return false;
+        }
+        sl.sock = connect();
+        if sl.sock.is_none() {
+            sl.retry = Some(now + RECONNECT_EVERY);
+            return false;
+        }
+    }
+    false
+}
+
+fn syslog_line(sl: &mut Syslog, ident: &str, level: Level, msg: &str, now: Instant) {
+    let pid = std::process::id();
+    if sl.dropped.0 > 0 {
+        let mut note = Line::new();
+        let _ = write!(
+            note,
+            "<{}>{ident}[{pid}]: {} log lines could not be sent to syslog (it was not reading)",
+            FACILITY + 4,
+            sl.dropped.0
+        );
+        if !syslog_send(sl, note.as_bytes(), now) {
+            sl.dropped.0 += 1;
+            return;
+        }
+        sl.dropped.0 = 0;
+    }
+    // The classic `<PRI>ident[pid]: message` form, which syslogd, rsyslog and logd all read.
+    let mut line = Line::new();
+    let _ = write!(
+        line,
+        "<{}>{ident}[{pid}]: {msg}",
+        FACILITY + severity(level)
+    );
+    if !syslog_send(sl, line.as_bytes(), now) {
+        sl.dropped.0 += 1;
     }
 }
 
@@ -121,6 +415,31 @@ fn stderr_has_room() -> bool {
     };
     // SAFETY: poll on one valid pollfd, no waiting.
     unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLOUT != 0 }
+}
+
+fn stderr_line(dropped: &mut Dropped, msg: &str) {
+    if !stderr_has_room() {
+        dropped.0 += 1;
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    if dropped.0 > 0 {
+        let mut note = Line::new();
+        let _ = writeln!(
+            note,
+            "{} log lines could not be written to stderr",
+            dropped.0
+        );
+        let _ = err.write(note.as_bytes());
+        dropped.0 = 0;
+    }
+    let mut line = Line::new();
+    let _ = line.push_str(msg);
+    if line.push('\n').is_err() {
+        line.pop();
+        let _ = line.push('\n');
+    }
+    let _ = err.write(line.as_bytes());
 }
 
 fn timestamp(line: &mut Line) {
@@ -142,6 +461,29 @@ fn timestamp(line: &mut Line) {
     );
 }
 
+/// Writes one message to every sink that takes its level.
+fn emit(s: &mut State, level: Level, msg: &str) {
+    if level <= Level::Info {
+        let now = Instant::now();
+        let State {
+            file,
+            file_dropped,
+            syslog,
+            ident,
+            ..
+        } = s;
+        if let Some(f) = file.as_mut() {
+            file_line(f, file_dropped, msg);
+        }
+        if let Some(sl) = syslog.as_mut() {
+            syslog_line(sl, ident, level, msg, now);
+        }
+    }
+    if level <= s.stderr {
+        stderr_line(&mut s.stderr_dropped, msg);
+    }
+}
+
 impl Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
         m.level() <= log::max_level()
@@ -154,26 +496,98 @@ impl Log for Logger {
         let Ok(mut s) = STATE.lock() else {
             return;
         };
+        let now = Instant::now();
+        let verdict = limiter(&mut s, r.target()).map_or(Verdict::Write, |l| l.check(now));
+        report(&mut s, KNOCK, now);
+        report(&mut s, OPEN, now);
+        if verdict == Verdict::Suppress {
+            return;
+        }
         let mut msg = Line::new();
         let _ = write!(msg, "{}", r.args());
-        if r.level() <= Level::Info {
-            if let Some(f) = s.file.as_mut() {
-                let mut line = Line::new();
-                timestamp(&mut line);
-                let _ = line.push_str(&msg);
-                let _ = line.push('\n');
-                let _ = f.write_all(line.as_bytes());
-            }
-            if let Some((conn, ident)) = s.syslog.as_mut() {
-                send_syslog(conn, ident, r.level(), &msg);
-            }
-        }
-        if r.level() <= s.stderr && stderr_has_room() {
-            let mut line = msg;
-            let _ = line.push('\n');
-            let _ = std::io::stderr().write_all(line.as_bytes());
-        }
+        emit(&mut s, r.level(), &msg);
     }
 
-    fn flush(&self) {}
+    fn flush(&self) {
+        flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_passes_then_one_line_per_refill() {
+        let mut l = Limiter::new();
+        let t0 = Instant::now();
+        for _ in 0..BURST {
+            assert_eq!(l.check(t0), Verdict::Write);
+        }
+        assert_eq!(l.check(t0), Verdict::Suppress);
+        assert_eq!(l.check(t0 + REFILL / 2), Verdict::Suppress);
+        assert_eq!(l.check(t0 + REFILL), Verdict::Write);
+        assert_eq!(l.check(t0 + REFILL), Verdict::Suppress);
+        // Half-earned lines are not lost by checking often.
+        for i in 1..=10u32 {
+            let _ = l.check(t0 + REFILL + REFILL * i / 10);
+        }
+        assert_eq!(l.check(t0 + REFILL * 3), Verdict::Write);
+        // A long quiet time refills the bucket, and no more than the burst.
+        let later = t0 + REFILL * (BURST * 10);
+        for _ in 0..BURST {
+            assert_eq!(l.check(later), Verdict::Write);
+        }
+        assert_eq!(l.check(later), Verdict::Suppress);
+    }
+
+    #[test]
+    fn a_flood_is_announced_at_once_then_counted_periodically() {
+        let mut l = Limiter::new();
+        let t0 = Instant::now();
+        assert_eq!(l.due(t0), None);
+        // 100 lines a second for 3 minutes.
+        let mut written = 0u64;
+        let mut reports = Vec::new();
+        for i in 0..18_000u32 {
+            let t = t0 + Duration::from_millis(10) * i;
+            if l.check(t) == Verdict::Write {
+                written += 1;
+            }
+            if let Some(r) = l.due(t) {
+                reports.push((t - t0, r));
+            }
+        }
+        // The burst, then one a second.
+        assert!(
+            (BURST as u64 + 178..=BURST as u64 + 180).contains(&written),
+            "{written}"
+        );
+        assert_eq!(
+            reports[0],
+            (Duration::from_millis(10 * BURST as u64), Report::Started)
+        );
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        let mut counted = 0;
+        for (at, r) in &reports[1..] {
+            let Report::Count(n) = r else { panic!("{r:?}") };
+            assert!(*n > 5000, "{n}");
+            assert!(at.as_secs() % REPORT_EVERY.as_secs() == 0, "{at:?}");
+            counted += n;
+        }
+        assert_eq!(counted + l.take() + written, 18_000);
+        // Quiet for a report period: the round ends, the next flood is announced again.
+        let mut l = Limiter::new();
+        for _ in 0..=BURST {
+            let _ = l.check(t0);
+        }
+        assert_eq!(l.due(t0), Some(Report::Started));
+        assert_eq!(l.due(t0 + REPORT_EVERY), Some(Report::Count(1)));
+        assert_eq!(l.due(t0 + REPORT_EVERY * 2), None);
+        let t2 = t0 + REPORT_EVERY * 3;
+        for _ in 0..=BURST {
+            let _ = l.check(t2);
+        }
+        assert_eq!(l.due(t2), Some(Report::Started));
+    }
 }

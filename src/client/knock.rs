@@ -1,12 +1,20 @@
 //! Sending one knock: a single TCP SYN or a single one-byte UDP datagram.
 //!
-//! A TCP knock must be exactly one packet. A blocking connect to a port the server drops would
+//! A TCP knock must be one SYN. A blocking connect to a port the server drops would
 //! retransmit the SYN (after 1 s, 3 s, ...), and knockd counts each copy as a fresh hit, which
 //! can break the sequence it belongs to or the next one. So the socket is made non-blocking,
-//! connect() puts the SYN on the wire, and the socket is closed before any answer: a socket in
-//! SYN-SENT is dropped silently (no RST, no retransmission). The operating-system specific part
-//! is the one function `tcp_syn`, with one version per platform family: on Windows the close is
-//! made abortive (SO_LINGER {1, 0}) after a short wait, see `SYN_WAIT`.
+//! connect() puts the SYN on the wire, and the socket is closed at once with an abortive close
+//! (SO_LINGER {1, 0}): a socket in SYN-SENT is dropped silently (no RST, no retransmission).
+//!
+//! What reaches the wire, then (checked from a capture in tests/e2e/client-wire.sh): to a
+//! port that is closed (the server answers RST) or filtered (no answer), one SYN and nothing
+//! else. To a port something listens on, the server answers SYN-ACK and the client's kernel
+//! cannot stay silent: if the SYN-ACK came before the close (a LAN), ACK then RST; if after
+//! (a longer path), one RST in answer to it, one round trip after the SYN. Never a FIN, data
+//! or a second SYN. No unprivileged socket option avoids that answer.
+//!
+//! The operating-system specific part is the one function `tcp_syn`, with one version per
+//! platform family: on Windows the close comes after a short wait, see `SYN_WAIT`.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -35,7 +43,7 @@ fn udp_datagram(addr: SocketAddr) -> io::Result<()> {
     Ok(())
 }
 
-/// Unix: non-blocking connect, then close at once.
+/// Unix: non-blocking connect, then an abortive close at once.
 #[cfg(unix)]
 fn tcp_syn(addr: SocketAddr) -> io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -57,6 +65,27 @@ fn tcp_syn(addr: SocketAddr) -> io::Result<()> {
     if flags < 0
         || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
     {
+        return Err(io::Error::last_os_error());
+    }
+    // An abortive close (SO_LINGER {1, 0}): if the port answered before the close (a listener
+    // on a LAN answers within microseconds, before connect() has even returned), the
+    // connection ends with one RST rather than a FIN exchange that would send more packets to
+    // the knock port (and hold the socket in FIN-WAIT for a minute).
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a struct linger of the size passed, on a descriptor we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     let (storage, len) = sockaddr(addr);

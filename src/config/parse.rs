@@ -31,6 +31,8 @@ struct DoorDraft {
     spa: Option<spa::Draft>,
     /// `Cmd_Timeout` was given (an SPA door's default differs from knockd's).
     cmd_timeout_set: bool,
+    /// Another door already has this name (reported at the header); it is not kept.
+    duplicate: bool,
 }
 
 struct Parser<'a> {
@@ -39,6 +41,9 @@ struct Parser<'a> {
     options: Options,
     doors: Vec<Rc<Door>>,
     spa_doors: Vec<Rc<crate::spa::door::Door>>,
+    /// Every door section's name and header line so far: a name must be unique, since the
+    /// log, the grants and the state file tell doors apart by it.
+    names: Vec<(String, usize)>,
 }
 
 impl Parser<'_> {
@@ -67,7 +72,8 @@ impl Parser<'_> {
                 sd.finish(&d.name, d.start.as_deref(), d.stop.as_deref())
             };
             match result {
-                Ok(door) => self.spa_doors.push(Rc::new(door)),
+                Ok(door) if !draft.duplicate => self.spa_doors.push(Rc::new(door)),
+                Ok(_) => {}
                 Err(e) => self.error(draft.line, format!("SPA door [{}]: {e}", d.name)),
             }
             return;
@@ -83,7 +89,9 @@ impl Parser<'_> {
             );
             return;
         }
-        self.doors.push(Rc::new(draft.door));
+        if !draft.duplicate {
+            self.doors.push(Rc::new(draft.door));
+        }
     }
 
     fn option(&mut self, n: usize, key: &str, value: Option<&str>) {
@@ -227,6 +235,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         options: Options::default(),
         doors: Vec::new(),
         spa_doors: Vec::new(),
+        names: Vec::new(),
     };
     let mut section = Section::None;
     for (i, raw) in text.lines().enumerate() {
@@ -256,11 +265,31 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             } else if name == "options" {
                 Section::Options
             } else {
+                let first = p
+                    .names
+                    .iter()
+                    .find(|(seen, _)| seen == name)
+                    .map(|&(_, l)| l);
+                if let Some(first) = first {
+                    // Exact comparison, as knockd compares section names (`[Options]` is a
+                    // door, not the options): `[ssh]` and `[SSH]` are two doors.
+                    p.error(
+                        n,
+                        format!(
+                            "door [{name}] is already defined at line {first}; expected each \
+                             door name once (the log and the grants tell doors apart by name)"
+                        ),
+                    );
+                } else {
+                    p.names.push((name.to_string(), n));
+                }
+                // A duplicate is still read, so that its own mistakes are reported too.
                 Section::Door(Box::new(DoorDraft {
                     line: n,
                     has_sequence: false,
                     spa: None,
                     cmd_timeout_set: false,
+                    duplicate: first.is_some(),
                     door: new_door(name),
                 }))
             };

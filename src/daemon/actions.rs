@@ -5,6 +5,7 @@
 use super::Settings;
 use crate::config::{self, Config, Door};
 use crate::grant::{expand, Ended, Grants, Next, Opened, STOP_TRIES};
+use crate::logging::{KNOCK, OPEN};
 use crate::runner::{Done, Job, Kind, Outcome, Runner};
 use crate::tracker::{Event, Tracker};
 use log::{debug, error, info, warn};
@@ -52,7 +53,7 @@ impl Actions {
         match e {
             Event::Stage { door, src, stage } => {
                 self.counters.knocks += 1;
-                info!("{src}: {}: Stage {stage}", self.name(door));
+                info!(target: KNOCK, "{src}: {}: Stage {stage}", self.name(door));
             }
             Event::Open { door, src } => {
                 self.counters.knocks += 1;
@@ -60,28 +61,30 @@ impl Actions {
                 let Some(d) = self.cfg.doors.get(door).cloned() else {
                     return;
                 };
-                info!("{src}: {}: OPEN SESAME", d.name);
+                info!(target: OPEN, "{src}: {}: OPEN SESAME", d.name);
                 self.open(&d, src, now);
                 if d.one_time.is_some() {
                     self.next_one_time(door);
                 }
             }
             Event::Wrong { door, src, stage } => {
-                debug!("{src}: {}: wrong knock at stage {stage}", self.name(door));
+                debug!(target: KNOCK, "{src}: {}: wrong knock at stage {stage}", self.name(door));
             }
             Event::Timeout { door, src, stage } => {
                 info!(
+                    target: KNOCK,
                     "{src}: {}: sequence timeout (stage {stage})",
                     self.name(door)
                 );
             }
             Event::Evicted { door, src } => {
                 self.counters.evictions += 1;
-                debug!("{src}: {}: attempt evicted (table full)", self.name(door));
+                debug!(target: KNOCK, "{src}: {}: attempt evicted (table full)", self.name(door));
             }
             Event::Refused { door, src } => {
                 self.counters.evictions += 1;
                 debug!(
+                    target: KNOCK,
                     "{src}: {}: first knock refused (table full)",
                     self.name(door)
                 );
@@ -112,6 +115,7 @@ impl Actions {
             }
             Opened::Extend => {
                 info!(
+                    target: KNOCK,
                     "{src}: {}: already open, extended by {} s",
                     d.name,
                     d.cmd_timeout.as_secs()
@@ -120,13 +124,14 @@ impl Actions {
             }
             Opened::Repeat => {
                 info!(
+                    target: KNOCK,
                     "{src}: {}: opened moments ago; not running it again",
                     d.name
                 );
             }
             Opened::Full => {
                 self.runner.failures += 1;
-                error!("{src}: {}: too many open grants; not opening", d.name);
+                error!(target: OPEN, "{src}: {}: too many open grants; not opening", d.name);
             }
         }
     }

@@ -82,6 +82,12 @@ fn interface_of(cfg: &Config, s: &Settings) -> String {
 fn signalfd() -> io::Result<OwnedFd> {
     // SAFETY: sigset manipulation on a local set, then signalfd on it; results checked.
     unsafe {
+        // A SIGCHLD inherited as ignored (`trap '' CHLD`, some supervisors) makes the kernel
+        // reap children itself and send no SIGCHLD: the runner would never see a command end
+        // and, after MaxChildren commands, would run nothing again.
+        if libc::signal(libc::SIGCHLD, libc::SIG_DFL) == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in [
@@ -360,6 +366,7 @@ impl Daemon {
                 continue;
             }
             debug!(
+                target: logging::KNOCK,
                 "{} {} -> {} port {} flags {:#04x}",
                 k.proto.name(),
                 k.src,
@@ -429,7 +436,7 @@ impl Daemon {
                 self.tracker
                     .reload(rules(&new.options), &self.act.cfg.doors, &new.doors);
                 self.act.runner.set_limit(new.options.command_timeout);
-                let old = std::mem::replace(&mut self.act.cfg, new);
+                self.act.cfg = new;
                 self.act.reapply_burned();
                 let iface = interface_of(&self.act.cfg, &self.act.settings);
                 if iface != self.iface {
@@ -437,12 +444,11 @@ impl Daemon {
                     self.iface = iface;
                     self.capture = None;
                 }
+                // The sinks follow the new file (`-g` still wins); the syslog ident stays.
                 let o = &self.act.cfg.options;
-                if o.log_file != old.options.log_file && self.act.settings.log_file.is_none() {
-                    let ident = "latchkey";
-                    if let Err(e) = logging::configure(o.log_file.as_deref(), o.use_syslog, ident) {
-                        error!("cannot open log file: {e}");
-                    }
+                let file = self.act.settings.log_file.as_ref().or(o.log_file.as_ref());
+                if let Err(e) = logging::configure(file.map(|p| p.as_path()), o.use_syslog) {
+                    error!("cannot open log file: {e}");
                 }
                 self.act.doors_changed = true;
                 self.attach();

@@ -146,11 +146,14 @@ pub fn run(args: &[&str]) -> i32 {
     if a.keygen {
         return keygen();
     }
-    logging::init(if a.verbose {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
-    });
+    logging::init(
+        if a.verbose {
+            LevelFilter::Debug
+        } else {
+            LevelFilter::Info
+        },
+        "fwknopd",
+    );
     let conf = a
         .config
         .clone()
@@ -203,8 +206,7 @@ pub fn run(args: &[&str]) -> i32 {
             let _ = std::fs::create_dir_all(dir);
         }
     }
-    let ident: &'static str = "fwknopd";
-    if let Err(e) = logging::configure(None, a.syslog || !a.foreground, ident) {
+    if let Err(e) = logging::configure(None, a.syslog || !a.foreground) {
         eprintln!("fwknopd: cannot set up logging: {e}");
         return 1;
     }

@@ -44,6 +44,9 @@ expect "sweeps were seen as wrong knocks" logged "198.18.0.6: desc: Stage 1"
 rss() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 wait_for 6 closed_all
 knock_from "$CLI" 192.0.2.1 1000 1100 1200 # warm every code path once
+# ... including the log's rate limit and its report, which only a flood reaches (its deeper
+# stack can touch one more page of the anonymous stack mapping).
+pkt "$CLI" flood 198.18.0.0/15 192.0.2.1 1000 200
 sleep 0.3
 before=$(rss "$LK_PID" VmRSS)
 anon_before=$(rss "$LK_PID" RssAnon)

@@ -329,3 +329,29 @@ fn an_spa_door_opens_every_requested_port_with_its_commands() {
     let e = spa::receive(doors, p.as_bytes(), other, 1_800_000_011, &mut cache).unwrap_err();
     assert_eq!(e, (None, Refusal::NoDoor));
 }
+
+#[test]
+fn a_door_name_used_twice_is_an_error_at_the_second_header() {
+    // Grants and log lines name the door: with two [ssh] doors the second one's start command
+    // would never run (its grant looks like the first's).
+    let e = errors(
+        "[ssh]\nsequence = 7000\n\n[other]\nsequence = 7500\n[ssh]\nsequence = 8000\n\
+         bogus = 1\n",
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(
+        e[0],
+        "/etc/knockd.conf:6: door [ssh] is already defined at line 1; expected each door \
+         name once (the log and the grants tell doors apart by name)"
+    );
+    // The duplicate's own lines are still checked.
+    assert!(
+        e[1].starts_with("/etc/knockd.conf:8: bogus: unknown key"),
+        "{}",
+        e[1]
+    );
+    // Names are compared as knockd compares section names: exactly, after trimming.
+    assert_eq!(errors("[a]\nsequence = 1\n[ a ]\nsequence = 2\n").len(), 1);
+    let c = ok("[ssh]\nsequence = 7000\n[SSH]\nsequence = 8000\n[options]\n[options]\n");
+    assert_eq!(c.doors.len(), 2);
+}

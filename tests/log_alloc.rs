@@ -1,0 +1,91 @@
+//! Logging from the packet path allocates nothing: a counting global allocator watches the
+//! logger while it writes knock lines to a LogFile and syslog (no syslog daemon here, so every
+//! syslog line is dropped and counted), holds knock and open lines back over their limits, and
+//! reports the held-back lines. Setup (the logger, the file, one line to load the time zone)
+//! happens before counting starts.
+#![cfg(target_os = "linux")]
+
+use latchkey::logging::{self, BURST, KNOCK, OPEN};
+use log::{info, warn, LevelFilter};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // Only the thread under test counts: the test harness allocates on its own threads.
+    static ON: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    if ON.try_with(Cell::get).unwrap_or(false) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        note();
+        System.alloc(l)
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        note();
+        System.alloc_zeroed(l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        note();
+        System.realloc(p, l, n)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        note();
+        System.dealloc(p, l)
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+#[test]
+fn knock_lines_and_their_limit_allocate_nothing() {
+    let dir = std::env::temp_dir().join(format!("latchkey-log-alloc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("knockd.log");
+    logging::init(LevelFilter::Warn, "latchkey");
+    logging::configure(Some(&path), true).unwrap();
+    info!("warm-up: the time zone is loaded on the first line");
+
+    ON.with(|on| on.set(true));
+    for i in 0..(BURST * 3) {
+        let src = IpAddr::V4(Ipv4Addr::new(198, 18, (i >> 8) as u8, i as u8));
+        info!(target: KNOCK, "{src}: openSSH: Stage {}", 1 + i % 3);
+    }
+    for i in 0..(BURST * 2) {
+        let src = IpAddr::V4(Ipv4Addr::new(198, 19, (i >> 8) as u8, i as u8));
+        info!(target: OPEN, "{src}: one: OPEN SESAME");
+    }
+    info!("openSSH: running command: /sbin/iptables -I INPUT 1 -s 192.0.2.2 -j ACCEPT");
+    warn!("openSSH: command returned non-zero status code (1)");
+    logging::flush();
+    ON.with(|on| on.set(false));
+
+    let n = ALLOCS.load(Ordering::Relaxed);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(n, 0, "allocations while logging");
+    let stages = text.lines().filter(|l| l.contains(": Stage ")).count();
+    assert_eq!(stages, BURST as usize, "{text}");
+    assert!(text.contains("too many knock lines"), "{text}");
+    let opens = text.lines().filter(|l| l.contains("OPEN SESAME")).count();
+    assert_eq!(opens, BURST as usize, "{text}");
+    assert!(text.contains("too many open lines"), "{text}");
+    assert!(text.contains("running command"), "{text}");
+    for (kind, n) in [("knock", BURST * 2), ("open", BURST)] {
+        let want = format!("{n} {kind} log lines suppressed");
+        assert!(text.contains(&want), "{want} not in {text}");
+    }
+}
