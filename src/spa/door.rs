@@ -226,21 +226,29 @@ pub fn expand(cmd: &str, style: Style, v: &Vars) -> String {
     }
 }
 
-/// latchkey's firewall rule for one port: insert and delete commands.
+/// The OpenWrt package's firewall helper (fw4 set elements with their own timeout, or
+/// iptables + ipset on fw3); used when it is installed.
+pub const OPENWRT_FW: &str = "/usr/share/latchkey/fw";
+
+/// latchkey's firewall rule for one port: open and close commands. With the OpenWrt helper
+/// installed, its `open`/`close` (the kernel times the element out even if the daemon dies);
+/// otherwise an iptables/ip6tables ACCEPT inserted first in INPUT and deleted at the end.
 fn firewall(v: &Vars) -> (String, String) {
     let tool = if v.ip.is_ipv6() {
         "ip6tables"
     } else {
         "iptables"
     };
-    let rule = format!(
-        "INPUT -s {} -p {} --dport {} -m comment --comment latchkey-spa -j ACCEPT",
-        v.ip,
-        v.access.proto.name(),
-        v.access.port
-    );
+    let (ip, proto, port) = (v.ip, v.access.proto.name(), v.access.port);
+    let rule =
+        format!("-s {ip} -p {proto} --dport {port} -m comment --comment latchkey-spa -j ACCEPT");
+    let fw = OPENWRT_FW;
     (
-        format!("{tool} -w -I {}", rule.replacen("INPUT", "INPUT 1", 1)),
-        format!("{tool} -w -D {rule}"),
+        format!(
+            "if [ -x {fw} ]; then exec {fw} open {ip} {proto} {port} {}; fi; \
+             exec {tool} -w -I INPUT 1 {rule}",
+            v.timeout
+        ),
+        format!("if [ -x {fw} ]; then exec {fw} close {ip} {proto} {port}; fi; exec {tool} -w -D INPUT {rule}"),
     )
 }

@@ -355,3 +355,37 @@ fn a_door_name_used_twice_is_an_error_at_the_second_header() {
     let c = ok("[ssh]\nsequence = 7000\n[SSH]\nsequence = 8000\n[options]\n[options]\n");
     assert_eq!(c.doors.len(), 2);
 }
+
+#[test]
+fn the_firewall_action_uses_the_openwrt_helper_when_installed_else_iptables() {
+    let c = ok(&format!("[fw]\nSPA_Port = 1\n{SPA_KEYS}"));
+    let f = &c.spa[0];
+    let mut access = heapless::Vec::new();
+    access
+        .push(crate::spa::Access {
+            proto: Proto::Udp,
+            port: 53,
+        })
+        .unwrap();
+    let g = crate::spa::policy::Grant {
+        ip: "2001:db8::9".parse().unwrap(),
+        access,
+        timeout: 5,
+    };
+    let src = "2001:db8::9".parse().unwrap();
+    let (open, close) = f.command(&g, g.access[0], src, src, 0);
+    assert_eq!(
+        open,
+        "if [ -x /usr/share/latchkey/fw ]; then exec /usr/share/latchkey/fw open 2001:db8::9 udp \
+         53 5; fi; exec ip6tables -w -I INPUT 1 -s 2001:db8::9 -p udp --dport 53 -m comment \
+         --comment latchkey-spa -j ACCEPT"
+    );
+    assert_eq!(
+        close.as_deref(),
+        Some(
+            "if [ -x /usr/share/latchkey/fw ]; then exec /usr/share/latchkey/fw close 2001:db8::9 \
+             udp 53; fi; exec ip6tables -w -D INPUT -s 2001:db8::9 -p udp --dport 53 -m comment \
+             --comment latchkey-spa -j ACCEPT"
+        )
+    );
+}
