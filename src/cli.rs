@@ -6,7 +6,7 @@
 /// Version string shown by `--version` and `-V`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "fwknopd"))]
 const COMMANDS: &str = "  daemon   watch an interface for knocks and open doors (knockd's options)
   fwknopd  serve fwknop SPA clients from fwknopd.conf/access.conf (fwknopd's options)
   check    parse a knockd config and print the doors as understood
@@ -14,6 +14,13 @@ const COMMANDS: &str = "  daemon   watch an interface for knocks and open doors 
 
   Run as 'knockd', 'knock' or 'fwknopd' (a symlink) it behaves as 'latchkey daemon',
   'latchkey knock' or 'latchkey fwknopd'.";
+
+#[cfg(all(target_os = "linux", not(feature = "fwknopd")))]
+const COMMANDS: &str = "  daemon   watch an interface for knocks and open doors (knockd's options)
+  check    parse a knockd config and print the doors as understood
+  knock    send a knock sequence to a host (knock's options, plus saved hosts)
+
+  Run as 'knockd' or 'knock' (a symlink) it behaves as 'latchkey daemon' or 'latchkey knock'.";
 
 #[cfg(not(target_os = "linux"))]
 const COMMANDS: &str =
