@@ -6,7 +6,16 @@
 /// Version string shown by `--version` and `-V`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "fwknopd"))]
+const COMMANDS: &str = "  daemon   watch an interface for knocks and open doors (knockd's options)
+  fwknopd  serve fwknop SPA clients from fwknopd.conf/access.conf (fwknopd's options)
+  check    parse a knockd config and print the doors as understood
+  knock    send a knock sequence to a host (knock's options, plus saved hosts)
+
+  Run as 'knockd', 'knock' or 'fwknopd' (a symlink) it behaves as 'latchkey daemon',
+  'latchkey knock' or 'latchkey fwknopd'.";
+
+#[cfg(all(target_os = "linux", not(feature = "fwknopd")))]
 const COMMANDS: &str = "  daemon   watch an interface for knocks and open doors (knockd's options)
   check    parse a knockd config and print the doors as understood
   knock    send a knock sequence to a host (knock's options, plus saved hosts)
@@ -34,6 +43,8 @@ pub fn run(args: &[String]) -> i32 {
         "knock" => return crate::client::run("knock", &rest),
         #[cfg(target_os = "linux")]
         "knockd" => return crate::daemon_cli::run("knockd", &rest),
+        #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+        "fwknopd" => return crate::fwknop::cli::run(&rest),
         _ => {}
     }
     let Some((cmd, rest)) = rest.split_first() else {
@@ -45,6 +56,8 @@ pub fn run(args: &[String]) -> i32 {
         "knock" => crate::client::run("latchkey knock", rest),
         #[cfg(target_os = "linux")]
         "daemon" => crate::daemon_cli::run("latchkey daemon", rest),
+        #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+        "fwknopd" => crate::fwknop::cli::run(rest),
         #[cfg(target_os = "linux")]
         "check" => crate::daemon_cli::check("latchkey check", rest),
         "-V" | "--version" | "version" => {
