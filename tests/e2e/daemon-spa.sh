@@ -10,7 +10,7 @@ command -v fwknop >/dev/null || { echo "skip spa: fwknop client not installed (s
 
 e2e_setup spad
 e2e_host c2 192.0.2.3 2001:db8::3
-CLI2=lk-spad-c2
+CLI2=$HOST_NS
 reject_ssh
 listen_tcp 22
 
