@@ -247,10 +247,13 @@ fn check_user(user: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `n` bytes from the operating system's random source.
+/// `n` bytes from the operating system's random source (Linux: getrandom(2); Windows:
+/// BCryptGenRandom, which Windows 7 and later and wine have; getrandom 0.3's ProcessPrng
+/// is missing from wine, where the Windows client is tested).
 fn random(n: usize) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).map_err(|e| format!("no random numbers from the system: {e}"))?;
+    getrandom::getrandom(&mut buf)
+        .map_err(|e| format!("no random numbers from the system: {e}"))?;
     Ok(buf)
 }
 

@@ -7,6 +7,7 @@
 # fwknopd runs in the server namespace (192.0.2.1) with its config in $WORK (-c/-a/-d/-p),
 # sniffing eth0; its iptables rules live in that namespace only. The server's firewall
 # rejects tcp 2200..2299 and 22 until fwknopd adds an ACCEPT rule to its FWKNOP_INPUT chain.
+# start_fwknopd (lib.sh) writes fwknopd's two stanzas: the keygen keys, and passphrases.
 # Shown:
 #   - keys from `latchkey keygen` are read by fwknopd (access.conf KEY_BASE64/HMAC_KEY_BASE64);
 #   - `--spa -A tcp/22 -a 192.0.2.2` opens tcp/22 for 192.0.2.2 only: fwknopd's rule names
@@ -38,46 +39,16 @@ else e2e_fail "keygen output: $(cat "$WORK/keys")"; fi
 OTHER=$("$LATCHKEY" keygen | sed -n 's/^HMAC_KEY_BASE64: //p')
 [ "$OTHER" != "$HMAC" ] || e2e_fail "two keygen runs gave the same key"
 
-mkdir -p "$WORK/run"
-cat >"$WORK/fwknopd.conf" <<EOF
-PCAP_INTF                 eth0
-PCAP_FILTER               udp port 62201 or udp port 40001
-ENABLE_PCAP_PROMISC       N
-MAX_SPA_PACKET_AGE        120
-FWKNOP_RUN_DIR            $WORK/run
-EOF
-cat >"$WORK/access.conf" <<EOF
-SOURCE              ANY
-KEY_BASE64          $KEY
-HMAC_KEY_BASE64     $HMAC
-FW_ACCESS_TIMEOUT   60
-MAX_FW_TIMEOUT      300
-
-SOURCE              ANY
-KEY                 correct horse
-HMAC_KEY            battery staple
-FW_ACCESS_TIMEOUT   60
-EOF
-chmod 600 "$WORK/fwknopd.conf" "$WORK/access.conf"
-
 in_srv iptables -A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset
 in_srv iptables -A INPUT -p tcp --dport 2200:2299 -j REJECT --reject-with tcp-reset
 for p in 22 2201 2202 2203; do listen_tcp "$p"; done
 
-ip netns exec "$SRV" fwknopd -f -v -i eth0 -c "$WORK/fwknopd.conf" -a "$WORK/access.conf" \
-    -d "$WORK/run/digest.cache" -p "$WORK/run/fwknopd.pid" >"$WORK/fwknopd.log" 2>&1 &
-E2E_PIDS="${E2E_PIDS:-} $!"
-if wait_for 10 grep -q "Starting fwknopd" "$WORK/fwknopd.log" && sleep 1 && kill -0 $! 2>/dev/null; then
+if start_fwknopd "$KEY" "$HMAC"; then
     e2e_pass "fwknopd $(fwknopd --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1) runs with latchkey keygen's keys"
 else
     e2e_fail "fwknopd did not start: $(tail -5 "$WORK/fwknopd.log")"
     exit 1
 fi
-
-# rule SRC PORT: fwknopd's FWKNOP_INPUT chain lets SRC in to tcp PORT.
-rule() { in_srv iptables -S FWKNOP_INPUT 2>/dev/null | grep -- "-s $1/32" | grep -q -- "--dport $2 "; }
-# decoded TEXT: fwknopd logged TEXT while decoding a packet.
-decoded() { grep -qF -- "$1" "$WORK/fwknopd.log"; }
 
 refused "$CLI" 192.0.2.1 22 && refused "$C2" 192.0.2.1 22 ||
     e2e_fail "tcp/22 open before any SPA packet"
@@ -86,14 +57,13 @@ refused "$CLI" 192.0.2.1 22 && refused "$C2" 192.0.2.1 22 ||
 in_cli "$LATCHKEY" knock --spa -A tcp/22 -a 192.0.2.2 --key-base64-rijndael "$KEY" \
     --key-base64-hmac "$HMAC" 192.0.2.1
 rc=$?
-if [ $rc = 0 ] && wait_for 5 rule 192.0.2.2 22; then
+if [ $rc = 0 ] && wait_for 5 fw_rule 192.0.2.2 22; then
     e2e_pass "--spa -A tcp/22 -a 192.0.2.2: fwknopd added its iptables rule for 192.0.2.2 tcp/22"
 else e2e_fail "--spa -a: rc $rc, FWKNOP_INPUT: $(in_srv iptables -S FWKNOP_INPUT 2>&1 | tr '\n' ' ')"; fi
 if tcp_open "$CLI" 192.0.2.1 22 && refused "$C2" 192.0.2.1 22; then
     e2e_pass "tcp/22 now connects from 192.0.2.2, still refused from 192.0.2.3"
 else e2e_fail "after the SPA packet: 192.0.2.2 or 192.0.2.3 not as expected"; fi
-user=${USER:-${LOGNAME:-NO_USER}}
-if decoded "Message String: 192.0.2.2,tcp/22" && decoded "Message Type: 1 (Access msg)"; then
+if fw_decoded "Message String: 192.0.2.2,tcp/22" && fw_decoded "Message Type: 1 (Access msg)"; then
     e2e_pass "fwknopd decoded our packet: message '192.0.2.2,tcp/22', type 1"
 else e2e_fail "fwknopd's decoding not as sent: $(grep -E 'Message|Error' "$WORK/fwknopd.log" | tail -3)"; fi
 
@@ -102,13 +72,13 @@ t0=$(date +%s)
 ip netns exec "$C2" "$LATCHKEY" knock --spa -s -f 20 -U spa-tester -A tcp/2201 \
     --key-base64-rijndael="$KEY" --key-base64-hmac="$HMAC" -D 192.0.2.1
 rc=$?
-if [ $rc = 0 ] && wait_for 5 rule 192.0.2.3 2201 && tcp_open "$C2" 192.0.2.1 2201 &&
+if [ $rc = 0 ] && wait_for 5 fw_rule 192.0.2.3 2201 && tcp_open "$C2" 192.0.2.1 2201 &&
     refused "$CLI" 192.0.2.1 2201; then
     e2e_pass "-s from 192.0.2.3: rule for the packet's source, tcp/2201 connects from there only"
 else e2e_fail "-s: rc $rc, FWKNOP_INPUT: $(in_srv iptables -S FWKNOP_INPUT 2>&1 | tr '\n' ' ')"; fi
 exp=$(in_srv iptables -S FWKNOP_INPUT | grep -- "-s 192.0.2.3/32" | grep -o '_exp_[0-9]*' | tr -dc 0-9)
-if decoded "Message Type: 3 (Client timeout access msg)" && decoded "Client Timeout: 20" &&
-    decoded "Username: spa-tester" && [ -n "$exp" ] && [ $((exp - t0)) -ge 18 ] && [ $((exp - t0)) -le 23 ]; then
+if fw_decoded "Message Type: 3 (Client timeout access msg)" && fw_decoded "Client Timeout: 20" &&
+    fw_decoded "Username: spa-tester" && [ -n "$exp" ] && [ $((exp - t0)) -ge 18 ] && [ $((exp - t0)) -le 23 ]; then
     e2e_pass "-f 20 -U spa-tester: fwknopd decoded type 3, timeout 20, user spa-tester; rule expires in $((exp - t0)) s"
 else e2e_fail "-f 20: exp '$exp' (sent at $t0); $(grep -E 'Message Type|Client Timeout|Username' "$WORK/fwknopd.log" | tail -3 | tr '\n' ' ')"; fi
 
@@ -128,7 +98,7 @@ HMAC_KEY            battery staple
 EOF
 in_cli "$LATCHKEY" knock -n router --rc-file "$WORK/fwknoprc"
 rc=$?
-if [ $rc = 0 ] && wait_for 5 rule 192.0.2.77 2202 && decoded "SPA Packet from IP: 192.0.2.2 received"; then
+if [ $rc = 0 ] && wait_for 5 fw_rule 192.0.2.77 2202 && fw_decoded "SPA Packet from IP: 192.0.2.2 received"; then
     e2e_pass "-n router (.fwknoprc: passphrase keys, port 40001): rule for the allow IP 192.0.2.77"
 else e2e_fail "-n router: rc $rc, FWKNOP_INPUT: $(in_srv iptables -S FWKNOP_INPUT 2>&1 | tr '\n' ' ')"; fi
 
@@ -140,7 +110,7 @@ else e2e_fail "-n router: rc $rc, FWKNOP_INPUT: $(in_srv iptables -S FWKNOP_INPU
 } >"$WORK/knock.conf"
 in_cli "$LATCHKEY" knock -F "$WORK/knock.conf" router
 rc=$?
-if [ $rc = 0 ] && rule 192.0.2.2 2203; then
+if [ $rc = 0 ] && fw_rule 192.0.2.2 2203; then
     e2e_pass "saved host with KEY_BASE64/HMAC_KEY_BASE64 and Check 2203: door open, exit 0"
 else e2e_fail "saved SPA host: rc $rc"; fi
 list=$(in_cli "$LATCHKEY" knock -F "$WORK/knock.conf" --list -v)
@@ -152,8 +122,8 @@ else e2e_fail "--list -v: $list"; fi
 in_cli "$LATCHKEY" knock --spa -A tcp/2299 -a 192.0.2.2 --key-base64-rijndael "$KEY" \
     --key-base64-hmac "$OTHER" --check 2299 192.0.2.1 2>"$WORK/wrong.err"
 rc=$?
-if [ $rc = 1 ] && ! rule 192.0.2.2 2299 && grep -q "still closed" "$WORK/wrong.err" &&
-    decoded "FKO_ERROR_INVALID_DATA_HMAC_COMPAREFAIL"; then
+if [ $rc = 1 ] && ! fw_rule 192.0.2.2 2299 && grep -q "still closed" "$WORK/wrong.err" &&
+    fw_decoded "FKO_ERROR_INVALID_DATA_HMAC_COMPAREFAIL"; then
     e2e_pass "wrong HMAC key: fwknopd refuses (HMAC_COMPAREFAIL), no rule, --check exits 1"
 else e2e_fail "wrong HMAC key: rc $rc, $(cat "$WORK/wrong.err")"; fi
 
