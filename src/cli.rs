@@ -72,7 +72,13 @@ pub fn run(args: &[String]) -> i32 {
                 Err(code) => code,
             }
         }
+        #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+        "fwknopd" => return crate::fwknop::cli::run(&rest),
         _ => {}
+    }
+    #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+    if rest.first() == Some(&"fwknopd") {
+        return crate::fwknop::cli::run(&rest[1..]);
     }
     let top = match parse_top(&rest) {
         Ok(top) => top,

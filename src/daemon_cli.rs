@@ -103,6 +103,52 @@ pub fn describe(cfg: &Config) -> String {
     for d in cfg.doors.iter() {
         s.push_str(&describe_door(d));
     }
+    for d in cfg.spa.iter() {
+        s.push_str(&describe_spa_door(d));
+    }
+    s
+}
+
+/// An SPA door as understood (never its keys).
+pub fn describe_spa_door(d: &crate::spa::door::Door) -> String {
+    use crate::spa::door::Action;
+    let list = |v: &[crate::spa::Access]| {
+        v.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let nets = |v: &[crate::spa::door::Net]| {
+        v.iter()
+            .map(|n| format!("{}/{}", n.addr, n.prefix))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let r = &d.rules;
+    let mut s = format!(
+        "[{}] (SPA)\n  udp port         {}\n  keys             {} byte key, {} byte HMAC-SHA256 key\n  source           {}\n  open ports       {}\n  restricted ports {}\n  require address  {}\n  require user     {}\n  access time      {} s (client may ask up to {} s)\n  max packet age   {}\n",
+        d.name,
+        d.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+        d.keys.enc.len(),
+        d.keys.hmac.len(),
+        nets(&d.source),
+        r.open_ports.as_deref().map_or("(any not restricted)".into(), list),
+        if r.restrict_ports.is_empty() { "(none)".into() } else { list(&r.restrict_ports) },
+        if r.require_source { "yes" } else { "no (0.0.0.0 opens for the sender)" },
+        r.require_user.as_deref().unwrap_or("(any)"),
+        r.timeout,
+        r.max_timeout,
+        r.max_age.map_or("(aging off)".into(), |a| format!("{a} s")),
+    );
+    match &d.action {
+        Action::Firewall => {
+            s.push_str("  action           latchkey's iptables/ip6tables ACCEPT rule\n")
+        }
+        Action::Commands { open, close, .. } => s.push_str(&format!(
+            "  start_command    {open}\n  stop_command     {}\n",
+            close.as_deref().unwrap_or("(none)")
+        )),
+    }
     s
 }
 
@@ -195,6 +241,7 @@ pub fn run(prog: &str, a: DaemonArgs) -> i32 {
         interface: a.interface,
         ipv4_only: a.only_ip_v4,
         log_file: a.logfile,
+        fwknop: None,
     };
     let code = daemon::run(cfg, settings);
     if a.daemon || a.pidfile.is_some() {
@@ -204,7 +251,7 @@ pub fn run(prog: &str, a: DaemonArgs) -> i32 {
 }
 
 /// Detaches from the terminal: fork, new session, cwd /, standard streams to /dev/null.
-fn daemonize() -> std::io::Result<()> {
+pub(crate) fn daemonize() -> std::io::Result<()> {
     // SAFETY: the process is single-threaded here; the parent exits at once without running
     // destructors, the child continues with its own copy of everything.
     unsafe {

@@ -18,8 +18,9 @@
 //!   grant behind, so the knocker's next attempt runs the start command again.
 //! - A grant whose door has a stop command stays in the table, and in the state file, until
 //!   that stop command has run successfully (or has failed [`STOP_TRIES`] times).
-//! - A door without a stop command still gets a record, for `cmd_timeout`: while it lasts, a
-//!   repeat of the same door by the same knocker runs nothing (no fork storm from a flood).
+//! - A door without a stop command still gets a record, for its window (`seq_timeout`, at most
+//!   `cmd_timeout`): while it lasts, a repeat of the same door by the same knocker runs nothing (no fork storm from
+//!   a flood, one command for a retransmitted knock).
 //! - Grants are identified by a number; a repeat knock finds its grant by door
 //!   ([`Door::same_grant`]) and knocker, never by name alone.
 
@@ -81,7 +82,7 @@ pub enum Opened {
     /// The knocker's grant was still open; it now lasts longer and nothing runs.
     Extend,
     /// A repeat of a door that is starting, or that has no stop command and ran its start
-    /// command less than `cmd_timeout` ago: nothing runs.
+    /// command less than its window (`seq_timeout`, at most `cmd_timeout`) ago: nothing runs.
     Repeat,
     /// No room to remember the grant: the door is not opened.
     Full,
@@ -128,8 +129,15 @@ impl Grants {
     /// knocker is pushed back to `now + cmd_timeout` instead of starting again (knockd runs
     /// the start command every time, piling up firewall rules).
     pub fn open(&mut self, door: &Rc<Door>, src: IpAddr, now: Instant, extend: bool) -> Opened {
-        let until = now + door.cmd_timeout;
         let has_stop = door.stop_for(src).is_some();
+        let until = now
+            + if has_stop {
+                door.cmd_timeout
+            } else {
+                // The door's window, but never longer than what the command opens for (a UCI
+                // door's firewall element lapses after cmd_timeout: a new knock must refresh it).
+                door.seq_timeout.min(door.cmd_timeout)
+            };
         if let Some(g) = self
             .list
             .iter_mut()

@@ -16,6 +16,8 @@ pub mod config;
 pub mod daemon;
 #[cfg(target_os = "linux")]
 pub mod daemon_cli;
+#[cfg(feature = "fwknopd")]
+pub mod fwknop;
 pub mod grant;
 #[cfg(target_os = "linux")]
 pub mod iface;

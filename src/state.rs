@@ -92,14 +92,9 @@ fn boot_id() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Writes every live grant of `grants` to `path` (removes the file when there is none).
+/// Writes every live grant of `grants` that has a stop command to `path` (removes the file
+/// when there is none).
 pub fn save(path: &Path, grants: &Grants, now: Instant) -> std::io::Result<()> {
-    if grants.is_empty() {
-        return match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        };
-    }
     let boot = boot_id();
     let base = boottime();
     let mut text = String::new();
@@ -107,10 +102,13 @@ pub fn save(path: &Path, grants: &Grants, now: Instant) -> std::io::Result<()> {
         let Some(stop) = g.door.stop_for(g.src) else {
             continue;
         };
-        let deadline = match g.phase {
-            // Its stop was due already (or was running): due at once next time.
-            Phase::Stopping => base,
-            Phase::Starting | Phase::Open => base + g.until.saturating_duration_since(now),
+        // A stop that was due already (running, or failed and waiting to be tried again) is
+        // due at once next time.
+        let due = g.phase == Phase::Stopping || g.stop_failures > 0;
+        let deadline = if due {
+            base
+        } else {
+            base + g.until.saturating_duration_since(now)
         };
         let stop = expand(stop, g.src).replace(['\n', '\t'], " ");
         text.push_str(&format!(
@@ -119,6 +117,12 @@ pub fn save(path: &Path, grants: &Grants, now: Instant) -> std::io::Result<()> {
             g.door.name,
             g.src
         ));
+    }
+    if text.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
     }
     let tmp = path.with_extension("tmp");
     // A leftover (or planted) temporary file or symlink is removed, never followed.

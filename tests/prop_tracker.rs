@@ -730,3 +730,137 @@ fn eviction() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Doors that change mid-stream.
+// ---------------------------------------------------------------------------------------------
+
+fn random_sequence(rng: &mut Rng) -> config::Sequence {
+    // Now and then empty: a one-time door whose file is used up.
+    let len = if rng.chance(10) { 0 } else { 1 + rng.below(5) };
+    (0..len)
+        .map(|_| Step {
+            proto: if rng.chance(30) {
+                Proto::Udp
+            } else {
+                Proto::Tcp
+            },
+            port: *rng.pick(&POOL),
+        })
+        .collect()
+}
+
+fn with_sequence(door: &Door, seq: config::Sequence) -> Rc<Door> {
+    let mut d = door.clone();
+    d.sequence = seq;
+    Rc::new(d)
+}
+
+/// Whether `seq` can be read, in order, within `sent`.
+fn subsequence(seq: &[Step], sent: &[Step]) -> bool {
+    let mut it = sent.iter();
+    seq.iter().all(|s| it.any(|x| x == s))
+}
+
+/// One-time doors move to a new random sequence whenever they open (as the daemon does), and
+/// reloads change some doors' sequences and keep the others'. Nothing panics, a used-up door
+/// never opens, and a door whose sequence changed opens only for a source that sent the whole
+/// new sequence after the change: no attempt survives a change of its door's sequence.
+#[test]
+fn door_changes() {
+    for seed in cases() {
+        let mut rng = Rng::new(seed ^ 0xc4a9);
+        let (first, rules) = world(&mut rng);
+        let mut doors: Vec<Rc<Door>> = first
+            .iter()
+            .map(|d| {
+                if !rng.chance(50) {
+                    return d.clone();
+                }
+                let mut x = (**d).clone();
+                x.one_time = Some(config::OneTime {
+                    path: "prop.seq".into(),
+                    offset: Some(0),
+                    first: b'1',
+                    line: 1,
+                });
+                Rc::new(x)
+            })
+            .collect();
+        let n = doors.len();
+        let srcs: Vec<IpAddr> = (0..4).map(|i| ip(&format!("192.0.2.{}", 10 + i))).collect();
+        let mut since = vec![vec![Vec::<Step>::new(); n]; srcs.len()];
+        let mut changed = vec![false; n];
+        let mut t = Tracker::new(rules, 1 + rng.below(32) as usize, n);
+        let mut now = Instant::now();
+        let mut sink = |_: Event| {};
+        for _ in 0..400 {
+            match rng.below(25) {
+                0 => {
+                    let new: Vec<Rc<Door>> = doors
+                        .iter()
+                        .enumerate()
+                        .map(|(d, door)| {
+                            if !rng.chance(40) {
+                                return door.clone();
+                            }
+                            changed[d] = true;
+                            for s in since.iter_mut() {
+                                s[d].clear();
+                            }
+                            with_sequence(door, random_sequence(&mut rng))
+                        })
+                        .collect();
+                    t.reload(rules, &doors, &new);
+                    doors = new;
+                }
+                1 => {
+                    now += Duration::from_millis(rng.below(3000));
+                    t.expire(now, &mut sink);
+                }
+                _ => {
+                    let s = rng.below(srcs.len() as u64) as usize;
+                    let d = rng.below(n as u64) as usize;
+                    let door = doors[d].clone();
+                    let step = match door.sequence.first() {
+                        Some(_) if rng.chance(85) => *rng.pick(&door.sequence),
+                        _ => Step {
+                            proto: Proto::Tcp,
+                            port: *rng.pick(&POOL),
+                        },
+                    };
+                    let dst = door.target.unwrap_or(ip(LOCAL4));
+                    let k = knock(srcs[s], dst, step, good_flags(&door));
+                    for sent in since[s].iter_mut() {
+                        sent.push(step);
+                    }
+                    now += Duration::from_millis(rng.below(50));
+                    let mut events = Vec::new();
+                    let snapshot: Rc<[Rc<Door>]> = doors.clone().into();
+                    t.on_knock(&snapshot, &is_local, &k, now, &mut |e| events.push(e));
+                    for e in events {
+                        let Event::Open { door: od, src } = e else {
+                            continue;
+                        };
+                        let si = srcs.iter().position(|&x| x == src).expect("one of ours");
+                        let seq = &snapshot[od].sequence;
+                        assert!(!seq.is_empty(), "seed {seed}: a used-up door opened");
+                        assert!(
+                            !changed[od] || subsequence(seq, &since[si][od]),
+                            "seed {seed}: door {od} {seq:?} opened for {src} after a change \
+                             with only {:?} sent since",
+                            since[si][od]
+                        );
+                        if snapshot[od].one_time.is_some() {
+                            doors[od] = with_sequence(&snapshot[od], random_sequence(&mut rng));
+                            changed[od] = true;
+                            for s in since.iter_mut() {
+                                s[od].clear();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

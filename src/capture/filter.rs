@@ -14,6 +14,7 @@
 //! against crafted packets before the kernel ever sees it.
 
 use crate::config::{flag, Door, Proto};
+use crate::spa;
 use crate::tracker::Rules;
 use std::rc::Rc;
 
@@ -67,6 +68,9 @@ pub struct Ports {
     pub udp: Vec<u16>,
     /// Inclusive port ranges watched by the sweep guard, sorted and merged.
     pub guard: Vec<(u16, u16)>,
+    /// UDP ports of SPA doors: only datagrams that can be SPA pass (payload length and
+    /// first byte checked in the kernel).
+    pub spa: Vec<u16>,
 }
 
 /// Collects the candidate ports of the live doors.
@@ -282,6 +286,34 @@ fn assemble(ports: Option<&Ports>, ipv6: bool) -> Vec<Insn> {
     a.op(LD_H_IND, 2);
     for &p in &ports.udp {
         a.accept_if(p as u32);
+    }
+    if !ports.spa.is_empty() {
+        let spa = a.label();
+        for &p in &ports.spa {
+            a.jump_if(JEQ, p as u32, spa);
+        }
+        a.op(RET, 0);
+        // An SPA datagram: UDP length within fwknop's payload bounds, and a first payload
+        // byte an SPA packet can start with (see spa::wire::looks_like_spa).
+        a.here(spa);
+        a.op(LD_H_IND, 4);
+        a.code.push(Insn {
+            code: JGE,
+            jt: 0,
+            jf: 1,
+            k: 8 + spa::wire::MIN_PAYLOAD as u32,
+        });
+        a.code.push(Insn {
+            code: JGT,
+            jt: 0,
+            jf: 1,
+            k: 8 + spa::wire::MAX_PAYLOAD as u32,
+        });
+        a.op(RET, 0);
+        a.op(LD_B_IND, 8);
+        for c in [b'8', b'9', b'+', b'/', b'U'] {
+            a.accept_if(c as u32);
+        }
     }
     a.op(RET, 0);
     a.finish()

@@ -89,13 +89,14 @@ impl Actions {
         }
     }
 
-    fn open(&mut self, d: &Rc<Door>, src: IpAddr, now: Instant) {
+    pub(super) fn open(&mut self, d: &Rc<Door>, src: IpAddr, now: Instant) {
         match self
             .grants
             .open(d, src, now, self.cfg.options.extend_grants)
         {
             Opened::Start(id) => {
-                self.grants_changed = true;
+                // Only grants with a stop command are written down (the state file).
+                self.grants_changed |= d.stop_for(src).is_some();
                 match d.start_for(src) {
                     Some(cmd) => self.run(id, Kind::Start, &d.name, expand(cmd, src), now),
                     // Nothing to run: the door counts as opened (its stop will still run).
@@ -156,10 +157,10 @@ impl Actions {
 
     /// A grant's command ended: open the grant, close it, retry a stop, or forget it.
     pub(super) fn settle(&mut self, d: Done, now: Instant) {
-        self.grants_changed = true;
         let Some(g) = self.grants.get(d.grant) else {
             return;
         };
+        self.grants_changed |= g.has_stop();
         let (src, name) = (g.src, g.door.name.clone());
         let how = match d.outcome {
             Outcome::Exited(0) => Ended::Ok,

@@ -7,6 +7,7 @@
 //! close the open doors and exit, SIGUSR1 logs the counters, SIGCHLD reaps commands.
 
 mod actions;
+mod spa;
 
 use crate::capture::{filter, Capture};
 use crate::config::{self, Config, Door};
@@ -34,6 +35,8 @@ pub struct Settings {
     pub ipv4_only: bool,
     /// Log file given with `-g` (wins over the config's `LogFile`).
     pub log_file: Option<std::path::PathBuf>,
+    /// Set when run as fwknopd: the fwknopd.conf and access.conf to read again on SIGHUP.
+    pub fwknop: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (exit 0) or a fatal error (exit 1).
@@ -58,6 +61,7 @@ struct Daemon {
     watch: Watch,
     signals: OwnedFd,
     buf: Box<[u8; 4096]>,
+    spa: spa::Spa,
 }
 
 fn rules(o: &config::Options) -> Rules {
@@ -113,6 +117,16 @@ impl Daemon {
             .state_file
             .clone()
             .unwrap_or_else(|| state::default_path(&iface));
+        // fwknopd's ENABLE_DIGEST_PERSISTENCE N leaves no file: the cache is in memory only.
+        let replay_file = match settings.fwknop {
+            Some(_) => o.spa_replay_file.clone(),
+            None => Some(o.spa_replay_file.clone().unwrap_or_else(|| {
+                let mut p = state_file.clone().into_os_string();
+                p.push(".spa-replay");
+                p.into()
+            })),
+        };
+        let spa = spa::Spa::new(&cfg, replay_file);
         let mut d = Daemon {
             tracker,
             act: Actions {
@@ -134,6 +148,7 @@ impl Daemon {
             watch,
             signals,
             buf: Box::new([0; 4096]),
+            spa,
         };
         d.prog = d.build_filter();
         d.recover();
@@ -142,7 +157,8 @@ impl Daemon {
 
     fn build_filter(&self) -> Vec<filter::Insn> {
         let cfg = &self.act.cfg;
-        let ports = filter::ports(&cfg.doors, &rules(&cfg.options));
+        let mut ports = filter::ports(&cfg.doors, &rules(&cfg.options));
+        ports.spa = spa::Spa::ports(cfg);
         filter::program(&ports, !self.act.settings.ipv4_only)
     }
 
@@ -352,6 +368,8 @@ impl Daemon {
                 k.flags
             );
             let now = Instant::now();
+            self.spa
+                .on_packet(act, frame.ethertype, &self.buf[..frame.len], &k, now);
             let addrs = &self.addrs;
             let local = |ip: IpAddr| addrs.contains(&ip);
             let doors = act.cfg.doors.clone(); // a reference count, not a copy
@@ -401,7 +419,12 @@ impl Daemon {
         let path = self.act.cfg.path.clone();
         info!("SIGHUP: reloading {}", path.display());
         logging::reopen();
-        match config::load(&path) {
+        let loaded = match &self.act.settings.fwknop {
+            #[cfg(feature = "fwknopd")]
+            Some((conf, access)) => crate::fwknop::config(conf, access.as_deref()),
+            _ => config::load(&path),
+        };
+        match loaded {
             Ok(new) => {
                 self.tracker
                     .reload(rules(&new.options), &self.act.cfg.doors, &new.doors);

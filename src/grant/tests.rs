@@ -8,7 +8,7 @@ fn doors(text: &str) -> Config {
 }
 
 const CONF: &str = "[a]\nsequence=1,2\ncmd_timeout=10\nstart_command=open %IP%\n\
-                    stop_command=close %IP% %IP%\n[b]\nsequence=3\ncommand=mail %IP%\n";
+                    stop_command=close %IP% %IP%\n[b]\nsequence=3\nseq_timeout=4\ncommand=mail %IP%\n";
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("address")
@@ -125,13 +125,23 @@ fn stop_less_doors_hold_off_repeats_and_yield_their_room() {
     g.started(id, Ended::Ok, t0);
     assert!(ids(&mut g, Some(t0)).is_empty());
     assert_eq!(ids(&mut g, Some(t0 + Duration::from_secs(10))), vec![id]);
-    // After cmd_timeout the record of a stop-less door lapses: its start may run again.
+    // After its window (seq_timeout) the record of a stop-less door lapses: its start may
+    // run again.
     let mut g = Grants::new(2);
     let id = started(g.open(&c.doors[1], a, t0, true));
     g.started(id, Ended::Ok, t0);
-    assert!(ids(&mut g, Some(t0 + Duration::from_secs(10))).is_empty());
+    assert!(ids(&mut g, Some(t0 + Duration::from_secs(3))).is_empty());
+    assert_eq!(g.len(), 1);
+    assert!(ids(&mut g, Some(t0 + Duration::from_secs(4))).is_empty());
     assert!(g.is_empty());
-    started(g.open(&c.doors[1], a, t0 + Duration::from_secs(10), true));
+    started(g.open(&c.doors[1], a, t0 + Duration::from_secs(4), true));
+    // ... or after cmd_timeout if that is shorter (what the command opened has lapsed).
+    let short = doors("[b]\nsequence=3\nseq_timeout=10\ncmd_timeout=2\ncommand=fw open %IP%\n");
+    let mut g = Grants::new(2);
+    let id = started(g.open(&short.doors[0], a, t0, true));
+    g.started(id, Ended::Ok, t0);
+    assert!(ids(&mut g, Some(t0 + Duration::from_secs(2))).is_empty());
+    started(g.open(&short.doors[0], a, t0 + Duration::from_secs(2), true));
 }
 
 #[test]

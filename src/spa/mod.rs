@@ -15,16 +15,17 @@
 //! default). GnuPG, legacy IV mode, HMAC digests other than SHA-256, command and NAT
 //! messages are refused.
 
+pub mod door;
 pub mod policy;
 pub mod replay;
 pub mod wire;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::config::Proto;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Most proto/port pairs one packet may ask for (a longer list is refused as malformed).
 pub const MAX_ACCESS: usize = 16;
@@ -154,6 +155,8 @@ pub enum Refusal {
     /// The replay cache is full of packets still young enough to be accepted; refusing is
     /// the only safe answer.
     CacheFull,
+    /// No door serves this source, destination and port.
+    NoDoor,
 }
 
 impl fmt::Display for Refusal {
@@ -172,6 +175,92 @@ impl fmt::Display for Refusal {
             Refusal::UserDenied => f.write_str("user-denied"),
             Refusal::Expired => f.write_str("expired"),
             Refusal::CacheFull => f.write_str("replay-cache-full"),
+            Refusal::NoDoor => f.write_str("no-door"),
         }
     }
+}
+
+/// A packet that opens a door.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted<'d> {
+    /// The door (the first, in order, that accepted it).
+    pub door: &'d door::Door,
+    /// What it opens.
+    pub grant: policy::Grant,
+    /// The decoded message.
+    pub msg: Message,
+}
+
+/// Where a packet came from and went to (IP header and UDP destination port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wire {
+    /// Packet source.
+    pub src: IpAddr,
+    /// Packet destination.
+    pub dst: IpAddr,
+    /// UDP destination port.
+    pub port: u16,
+}
+
+/// Runs one UDP payload through the doors, in order, at wall-clock `now`: the daemon's whole
+/// decision. Doors that serve the packet's source, destination and port are tried in turn;
+/// for each, the HMAC is checked first (constant time), then the replay cache, then the
+/// decryption. The packet's replay key is remembered after its first successful decryption,
+/// before the policy checks, so a packet refused for its age or ports cannot be retried; a
+/// failure moves on to the next door (fwknopd's stanza order). The refusal returned is the
+/// last door's, with that door.
+pub fn receive<'d>(
+    doors: impl IntoIterator<Item = &'d door::Door>,
+    payload: &[u8],
+    wire: Wire,
+    now: i64,
+    cache: &mut replay::Cache,
+) -> Result<Accepted<'d>, (Option<&'d door::Door>, Refusal)> {
+    if !wire::looks_like_spa(payload) {
+        return Err((None, Refusal::NotSpa));
+    }
+    let pk = wire::Packet::parse(payload).map_err(|e| (None, e))?;
+    let mut last: (Option<&door::Door>, Refusal) = (None, Refusal::NoDoor);
+    let mut remembered = false;
+    for d in doors {
+        if !d.serves(wire.port, wire.src, wire.dst) {
+            continue;
+        }
+        if d.rules.expired(now) {
+            last = (Some(d), Refusal::Expired);
+            continue;
+        }
+        if !pk.authentic(&d.keys.hmac) {
+            last = (Some(d), Refusal::BadMac);
+            continue;
+        }
+        let key = pk.replay_key();
+        if !remembered && cache.contains(&key) {
+            return Err((Some(d), Refusal::Replay));
+        }
+        let msg = match pk.decrypt(&d.keys.enc) {
+            Ok(m) => m,
+            Err(e) => {
+                last = (Some(d), e);
+                continue;
+            }
+        };
+        if !remembered {
+            cache
+                .insert(key, d.rules.replay_until(msg.timestamp), now)
+                .map_err(|e| (Some(d), e))?;
+            remembered = true;
+        }
+        match d.rules.decide(&msg, wire.src, now) {
+            Ok(grant) => {
+                return Ok(Accepted {
+                    door: d,
+                    grant,
+                    msg,
+                })
+            }
+            Err(e) => last = (Some(d), e),
+        }
+    }
+    Err(last)
 }

@@ -77,9 +77,13 @@ impl Cache {
         let mut s = String::with_capacity(self.entries.len() * 80);
         for e in self.entries.iter().filter(|e| e.until >= now) {
             for b in e.key {
-                s.push_str(&format!("{b:02x}"));
+                for nibble in [b >> 4, b & 15] {
+                    s.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+                }
             }
-            s.push_str(&format!(" {}\n", e.until));
+            s.push(' ');
+            s.push_str(&e.until.to_string());
+            s.push('\n');
         }
         s
     }

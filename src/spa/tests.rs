@@ -15,10 +15,14 @@ type KeyPair = (Option<Vec<u8>>, Option<Vec<u8>>);
 pub(crate) struct Vector {
     pub name: String,
     pub conf: String,
+    pub fwknopd_conf: String,
+    pub hook: Option<String>,
     pub now: i64,
     pub family: String,
     pub proto: String,
     pub src: IpAddr,
+    pub dst: IpAddr,
+    pub port: u16,
     pub fwknopd: String,
     pub keys: Vec<KeyPair>,
     pub payload: Vec<u8>,
@@ -40,10 +44,14 @@ pub(crate) fn vectors() -> Vec<Vector> {
             out.push(Vector {
                 name: v.into(),
                 conf: String::new(),
+                fwknopd_conf: String::new(),
+                hook: None,
                 now: 0,
                 family: String::new(),
                 proto: String::new(),
                 src: IpAddr::from([0, 0, 0, 0]),
+                dst: IpAddr::from([0, 0, 0, 0]),
+                port: 0,
                 fwknopd: String::new(),
                 keys: Vec::new(),
                 payload: Vec::new(),
@@ -53,12 +61,16 @@ pub(crate) fn vectors() -> Vec<Vector> {
         let cur = out.last_mut().unwrap();
         match k {
             "conf" => cur.conf = v.into(),
+            "fwknopd_conf" => cur.fwknopd_conf = v.into(),
+            "hook" => cur.hook = Some(v.into()),
             "now" => cur.now = v.parse().unwrap(),
             "wire" => {
                 let w: Vec<&str> = v.split(' ').collect();
                 cur.family = w[0].into();
                 cur.proto = w[1].into();
                 cur.src = w[2].parse().unwrap();
+                cur.dst = w[3].parse().unwrap();
+                cur.port = w[4].parse().unwrap();
             }
             "fwknopd" => cur.fwknopd = v.into(),
             "keys" => {

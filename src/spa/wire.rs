@@ -17,22 +17,81 @@ use super::{Access, Keys, Message, Refusal, MAX_ACCESS};
 use crate::config::Proto;
 use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use std::net::Ipv4Addr;
 
-/// Standard alphabet, no padding written, padding and unused trailing bits tolerated when
-/// reading (fwknop's own decoder stops at `=` and drops leftover bits).
-const B64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_allow_trailing_bits(true)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
+/// Base64, standard alphabet, as fwknop writes it: no `=` written; when reading, `=` at the
+/// end is tolerated and unused trailing bits are dropped (fwknop's own decoder does both).
+/// Not cryptography: a dozen lines cost less than a crate on a router.
+mod b64 {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+
+    /// Decodes `input` into `out`; `None` on a character outside the alphabet, a length
+    /// that no encoding has (4n+1), or `out` too small.
+    pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
+        let input = match input {
+            [rest @ .., b'=', b'='] | [rest @ .., b'='] => rest,
+            _ => input,
+        };
+        if input.len() % 4 == 1 {
+            return None;
+        }
+        let (mut acc, mut bits, mut n) = (0u32, 0u32, 0usize);
+        for &c in input {
+            acc = ((acc << 6) | value(c)?) & 0xffff;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                *out.get_mut(n)? = (acc >> bits) as u8;
+                n += 1;
+            }
+        }
+        Some(n)
+    }
+
+    /// Encodes `input` into `out` without padding; `None` if `out` is too small.
+    pub fn encode_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
+        let (mut acc, mut bits, mut n) = (0u32, 0u32, 0usize);
+        let mut put = |v: u32, n: &mut usize| -> Option<()> {
+            *out.get_mut(*n)? = ALPHABET[(v & 63) as usize];
+            *n += 1;
+            Some(())
+        };
+        for &b in input {
+            acc = ((acc << 8) | b as u32) & 0xffff;
+            bits += 8;
+            while bits >= 6 {
+                bits -= 6;
+                put(acc >> bits, &mut n)?;
+            }
+        }
+        if bits > 0 {
+            put(acc << (6 - bits), &mut n)?;
+        }
+        Some(n)
+    }
+
+    /// Encodes `input` without padding.
+    pub fn encode(input: &[u8]) -> String {
+        let mut out = vec![0u8; input.len().div_ceil(3) * 4];
+        let n = encode_into(input, &mut out).unwrap_or(0);
+        out.truncate(n);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
 
 /// The base64 of `"Salted__"`'s first 60 bits, which the sender strips.
 pub const PREFIX: &[u8] = b"U2FsdGVkX1";
@@ -117,21 +176,17 @@ impl Packet {
         let full_len = PREFIX.len() + body.len();
         full[..PREFIX.len()].copy_from_slice(PREFIX);
         full[PREFIX.len()..full_len].copy_from_slice(body);
-        pk.blob_len = B64
-            .decode_slice(&full[..full_len], &mut pk.blob)
-            .map_err(|_| Refusal::NotSpa)?;
+        pk.blob_len = b64::decode(&full[..full_len], &mut pk.blob).ok_or(Refusal::NotSpa)?;
         let mut tag_bytes = [0u8; 33];
-        match B64.decode_slice(tag, &mut tag_bytes) {
-            Ok(32) => pk.tag.copy_from_slice(&tag_bytes[..32]),
+        match b64::decode(tag, &mut tag_bytes) {
+            Some(32) => pk.tag.copy_from_slice(&tag_bytes[..32]),
             _ => return Err(Refusal::NotSpa),
         }
         let blob = &pk.blob[..pk.blob_len];
         if blob.len() < 32 || !blob.len().is_multiple_of(16) || !blob.starts_with(b"Salted__") {
             return Err(Refusal::NotSpa);
         }
-        pk.text_len = B64
-            .encode_slice(blob, &mut pk.text)
-            .map_err(|_| Refusal::NotSpa)?;
+        pk.text_len = b64::encode_into(blob, &mut pk.text).ok_or(Refusal::NotSpa)?;
         Ok(pk)
     }
 
@@ -229,9 +284,7 @@ fn decode_plaintext(pt: &[u8]) -> Result<Message, Refusal> {
         _ => return Err(Refusal::BadMsg),
     }
     let mut mine = [0u8; 44];
-    let n = B64
-        .encode_slice(Sha256::digest(signed), &mut mine)
-        .map_err(|_| Refusal::BadMsg)?;
+    let n = b64::encode_into(&Sha256::digest(signed), &mut mine).ok_or(Refusal::BadMsg)?;
     if &mine[..n] != digest {
         return Err(Refusal::BadMsg);
     }
@@ -251,9 +304,7 @@ fn decode_plaintext(pt: &[u8]) -> Result<Message, Refusal> {
     if f[1].len() > 64 {
         return Err(Refusal::BadMsg);
     }
-    let n = B64
-        .decode_slice(f[1], &mut user)
-        .map_err(|_| Refusal::BadMsg)?;
+    let n = b64::decode(f[1], &mut user).ok_or(Refusal::BadMsg)?;
     if !valid_user(&user[..n]) {
         return Err(Refusal::BadMsg);
     }
@@ -285,9 +336,7 @@ fn decode_plaintext(pt: &[u8]) -> Result<Message, Refusal> {
         return Err(Refusal::BadMsg);
     }
     let mut msg = [0u8; 192];
-    let n = B64
-        .decode_slice(f[5], &mut msg)
-        .map_err(|_| Refusal::BadMsg)?;
+    let n = b64::decode(f[5], &mut msg).ok_or(Refusal::BadMsg)?;
     parse_access(&msg[..n], &mut m)?;
     Ok(m)
 }
@@ -324,7 +373,7 @@ fn parse_access(msg: &[u8], m: &mut Message) -> Result<(), Refusal> {
 /// `m.client_timeout > 0`, else type 1), with the given salt. The caller supplies the
 /// randomness (`m.rand`, `salt`) so this stays pure and testable byte for byte.
 pub fn encode(m: &Message, keys: &Keys, salt: [u8; 8]) -> String {
-    let b64 = |b: &[u8]| B64.encode(b);
+    let b64 = b64::encode;
     let mut access = m.allow.to_string();
     for a in &m.access {
         access.push_str(&format!(",{}/{}", a.proto.name(), a.port));
@@ -345,12 +394,18 @@ pub fn encode(m: &Message, keys: &Keys, salt: [u8; 8]) -> String {
     pt.push(':');
     pt.push_str(&digest);
 
+    seal(pt.as_bytes(), keys, salt)
+}
+
+/// Encrypts and authenticates any plaintext the way the fwknop client does (the encoder's
+/// second half; also lets the fuzzer reach the plaintext parser).
+pub fn seal(pt: &[u8], keys: &Keys, salt: [u8; 8]) -> String {
     let (key, iv) = derive(&keys.enc, &salt);
     let mut blob = Vec::with_capacity(16 + pt.len() + 16);
     blob.extend_from_slice(b"Salted__");
     blob.extend_from_slice(&salt);
     let start = blob.len();
-    blob.extend_from_slice(pt.as_bytes());
+    blob.extend_from_slice(pt);
     blob.resize(start + (pt.len() / 16 + 1) * 16, 0);
     let enc = cbc::Encryptor::<aes::Aes256>::new(&key.into(), &iv.into());
     // The buffer has room for a full padding block, so this cannot fail.
@@ -360,12 +415,12 @@ pub fn encode(m: &Message, keys: &Keys, salt: [u8; 8]) -> String {
         .unwrap_or(0);
     blob.truncate(start + n);
 
-    let text = b64(&blob);
-    let mut mac = Hmac::<Sha256>::new_from_slice(&keys.hmac).expect("HMAC takes any key length");
-    mac.update(text.as_bytes());
-    let tag = b64(&mac.finalize().into_bytes());
+    let text = b64::encode(&blob);
     let mut out = text[PREFIX.len()..].to_string();
-    out.push_str(&tag);
+    if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&keys.hmac) {
+        mac.update(text.as_bytes());
+        out.push_str(&b64::encode(&mac.finalize().into_bytes()));
+    }
     out
 }
 
@@ -377,13 +432,52 @@ pub fn decode_key(text: &str, max: usize) -> Option<Vec<u8>> {
     if t.is_empty() || !t.iter().all(|&c| is_b64(c) || c == b'=') {
         return None;
     }
-    let n = B64.decode_slice(t, &mut buf).ok()?;
+    let n = b64::decode(t, &mut buf)?;
     (n > 0 && n <= max).then(|| buf[..n].to_vec())
 }
 
 /// fwknop's `--key-gen` output form: standard base64 with `=` padding.
 pub fn encode_key(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    let mut s = b64::encode(bytes);
+    while !s.len().is_multiple_of(4) {
+        s.push('=');
+    }
+    s
 }
 
 const _: () = assert!(MAX_ACCESS >= 1);
+
+#[cfg(test)]
+mod b64_tests {
+    use super::b64;
+
+    #[test]
+    fn rfc4648_vectors_both_ways() {
+        let v = [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+            ("fooba", "Zm9vYmE"),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        let mut out = [0u8; 16];
+        for (plain, enc) in v {
+            assert_eq!(b64::encode(plain.as_bytes()), enc);
+            let n = b64::decode(enc.as_bytes(), &mut out).unwrap();
+            assert_eq!(&out[..n], plain.as_bytes());
+            let padded = format!("{enc}{}", "=".repeat((4 - enc.len() % 4) % 4));
+            let n = b64::decode(padded.as_bytes(), &mut out).unwrap();
+            assert_eq!(&out[..n], plain.as_bytes(), "{padded}");
+        }
+        // Unused trailing bits are dropped, as fwknop's decoder does.
+        let n = b64::decode(b"Zh", &mut out).unwrap();
+        assert_eq!(&out[..n], b"f");
+        assert_eq!(b64::decode(b"Zm9vY", &mut out), None, "4n+1 characters");
+        assert_eq!(b64::decode(b"Zm9v!", &mut out), None);
+        assert_eq!(b64::decode(b"Zm=9", &mut out), None);
+        assert_eq!(b64::decode(b"Zm9vYmFy", &mut [0u8; 5]), None, "room");
+        assert_eq!(super::encode_key(b"foob"), "Zm9vYg==");
+    }
+}

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 e2e_setup kd
 e2e_host c2 192.0.2.3 2001:db8::3
-C2=lk-kd-c2
+C2=$HOST_NS
 listen_tcp 22
 reject_ssh
 # tests/knockd-example.conf is knockd's example as issue 3 gives it; only the log file's

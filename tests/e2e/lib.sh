@@ -13,14 +13,17 @@ set -u
 E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LATCHKEY=${LATCHKEY:-$E2E_ROOT/target/release/latchkey}
 E2E_FAILS=0
+# Namespace prefix: runs from several checkouts at once on one machine must not share (and
+# tear down) each other's namespaces: E2E_NS=lk2 scripts/test.
+E2E_NS=${E2E_NS:-lk}
 
 # e2e_setup NAME: namespaces lk-NAME-s (server: 192.0.2.1, 2001:db8::1 on eth0) and lk-NAME-c
 # (client: 192.0.2.2, 2001:db8::2), both plugged into a bridge in lk-NAME-b; and a work dir $WORK.
 e2e_setup() {
     E2E_NAME=$1
-    SRV=lk-$1-s
-    CLI=lk-$1-c
-    BR=lk-$1-b
+    SRV=$E2E_NS-$1-s
+    CLI=$E2E_NS-$1-c
+    BR=$E2E_NS-$1-b
     WORK=$(mktemp -d "/tmp/latchkey-e2e-$1.XXXXXX")
     trap e2e_cleanup EXIT
     trap 'exit 130' INT TERM
@@ -33,9 +36,11 @@ e2e_setup() {
 }
 
 # e2e_host SUFFIX ADDR4 ADDR6: namespace lk-NAME-SUFFIX with eth0 on the bridge (used for
-# further clients: e2e_host c2 192.0.2.3 2001:db8::3, then ip netns exec lk-NAME-c2 ...).
+# further clients: e2e_host c2 192.0.2.3 2001:db8::3, then ip netns exec lk-NAME-c2 ...);
+# sets HOST_NS to its name.
 e2e_host() {
-    ns=lk-$E2E_NAME-$1
+    ns=$E2E_NS-$E2E_NAME-$1
+    HOST_NS=$ns
     ip netns add "$ns"
     ip link add "p-$1" netns "$BR" type veth peer name eth0 netns "$ns"
     ip -n "$BR" link set "p-$1" master br0 up
@@ -49,7 +54,7 @@ in_srv() { ip netns exec "$SRV" "$@"; }
 in_cli() { ip netns exec "$CLI" "$@"; }
 
 e2e_teardown_netns() {
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^lk-$E2E_NAME-"); do
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$E2E_NS-$E2E_NAME-"); do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done

@@ -78,6 +78,23 @@ is "flush empties every set" "$(elements "$SRV" latchkey_in4)$(elements "$SRV" l
 FW open '192.0.2.2;reboot' tcp 22 5 && e2e_fail "accepted a bad address" || e2e_pass "bad address refused"
 FW open 192.0.2.2 icmp 22 5 && e2e_fail "accepted a bad protocol" || e2e_pass "bad protocol refused"
 
+# fw setup (the init script, before the daemon starts): when fw4 runs without latchkey's sets (the
+# package was installed on a running router; fw4 reads nftables.d only when it reloads), it has fw4
+# reload once; with the sets there it leaves fw4 alone; with no fw4 table it starts nothing.
+fw4_ruleset eth0 lan0 > "$WORK/fw4.nft"
+printf '#!/bin/sh\necho "$*" >> %s/fw4.calls\nnft -f %s/fw4.nft\n' "$WORK" "$WORK" > "$WORK/fw4"; chmod +x "$WORK/fw4"
+in_srv nft delete table inet fw4
+in_srv nft add table inet fw4
+LATCHKEY_FW4=$WORK/fw4 FW setup
+is "setup: fw4 without latchkey's sets is reloaded once" "$(cat "$WORK/fw4.calls" 2>/dev/null)" "-q reload"
+is "setup: then the sets are there" "$(in_srv nft list set inet fw4 latchkey_in4 >/dev/null 2>&1 && echo yes)" yes
+LATCHKEY_FW4=$WORK/fw4 FW setup
+is "setup: sets present, fw4 left alone" "$(wc -l < "$WORK/fw4.calls")" 1
+in_srv nft delete table inet fw4
+LATCHKEY_FW4=$WORK/fw4 FW setup
+is "setup: no fw4 table (firewall off), no reload" "$(wc -l < "$WORK/fw4.calls")" 1
+fw4_load "$SRV" eth0 lan0
+
 # --- iptables + ipset fallback (OpenWrt 21.02 / plain Linux), in the client namespace ------------
 if command -v ipset >/dev/null && command -v iptables >/dev/null; then
 	export LATCHKEY_FIREWALL=iptables
@@ -97,6 +114,10 @@ if command -v ipset >/dev/null && command -v iptables >/dev/null; then
 	in_cli ipset test latchkey_in4 192.0.2.1,tcp:22 2>/dev/null && e2e_fail "iptables: close left it" || e2e_pass "iptables: close"
 	FWC open 192.0.2.5 tcp 22 1; sleep 2
 	in_cli ipset test latchkey_in4 192.0.2.5,tcp:22 2>/dev/null && e2e_fail "iptables: ipset timeout did not expire" || e2e_pass "iptables: ipset entry expired by itself"
+	# package removal: every chain, jump and ipset goes
+	FWC teardown
+	left=$( (in_cli iptables -S; in_cli ip6tables -S; in_cli iptables -t nat -S; in_cli ipset list -n) 2>/dev/null | grep latchkey)
+	is "iptables: teardown leaves no chain, jump or ipset" "$left" ""
 else
 	echo "skip owfw: iptables/ipset not installed"
 fi

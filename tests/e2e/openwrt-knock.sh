@@ -14,8 +14,8 @@ set -u
 OPEN=4
 e2e_setup owk
 e2e_host c2 192.0.2.3 2001:db8::3
-PH2=lk-owk-c2
-LAN=lk-owk-l
+PH2=$HOST_NS
+LAN=$E2E_NS-owk-l
 export LATCHKEY_RUN=$WORK/run LATCHKEY_FIREWALL=fw4
 
 # the LAN side: router lan0 198.18.0.1/24 <-> nas eth0 198.18.0.10/24, nas routes via the router

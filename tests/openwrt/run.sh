@@ -1,12 +1,13 @@
 #!/bin/sh
-# The OpenWrt service in a throw-away root: installs the .ipk that scripts/mkipk makes from the
-# static x86_64 binary into a directory with busybox (static) and small stand-ins for OpenWrt's
-# shell libraries (stubs/: functions.sh, procd.sh, network.sh, rc.common, logger, uci), runs
+# The OpenWrt service in a throw-away root: installs the .apk (or .ipk, PKG_FORMAT=ipk) that
+# scripts/mkapk (mkipk) makes from the static x86_64 binary into a directory with busybox
+# (static) and small stand-ins for OpenWrt's shell libraries (stubs/: functions.sh, procd.sh, network.sh, rc.common, logger, uci), runs
 # /etc/init.d/latchkey under chroot and checks the procd calls, the generated daemon config
 # (which the init script also runs through `latchkey check`) and the logged messages.
 # Touches nothing outside the root: no firewall tool exists in it, so `fw` finds no backend.
 #
-#   tests/openwrt/run.sh            (root; needs busybox-static, and scripts/build-cross output)
+#   [PKG_FORMAT=apk|ipk] tests/openwrt/run.sh   (root; needs busybox-static, python3, and
+#                                               scripts/build-cross output)
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -41,15 +42,31 @@ cp "$HERE/stubs/procd.sh" "$HERE/stubs/network.sh" "$R/lib/functions/"
 cp "$HERE/stubs/rc.common" "$R/etc/rc.common"
 rm -f "$R/usr/bin/logger" "$R/bin/logger"; cp "$HERE/stubs/logger" "$R/usr/bin/logger"
 cp "$HERE/stubs/uci" "$R/sbin/uci"
-SOURCE_DATE_EPOCH=0 sh "$ROOT/scripts/mkipk" "$BIN" x86_64 "$W" >/dev/null
-mkdir "$W/ipk" "$W/ipk/c"
-tar -xzf "$W"/latchkey_*_x86_64.ipk -C "$W/ipk"
-tar -xzf "$W/ipk/data.tar.gz" -C "$R"
-tar -xzf "$W/ipk/control.tar.gz" -C "$W/ipk/c"
-for s in postinst prerm prerm-pkg control conffiles; do cp "$W/ipk/c/$s" "$R/usr/lib/opkg/info/latchkey.$s"; done
+# the package as the package manager installs it: PKG_FORMAT=apk (default: OpenWrt 25.12's apk,
+# through tests/openwrt/apk-sim, which runs the .apk's own scripts chrooted) or ipk (opkg: data
+# unpacked, control files and the file list in /usr/lib/opkg/info, postinst run)
+FORMAT=${PKG_FORMAT:-apk}
+echo "package format: $FORMAT"
+case $FORMAT in
+apk)
+	SOURCE_DATE_EPOCH=0 python3 "$ROOT/scripts/mkapk" "$BIN" x86_64 "$W/apk" >/dev/null
+	python3 "$HERE/apk-sim" add "$R" "$W"/apk/x86_64/latchkey-*.apk
+	pm_remove() { python3 "$HERE/apk-sim" del "$R" latchkey; } ;;
+ipk)
+	SOURCE_DATE_EPOCH=0 sh "$ROOT/scripts/mkipk" "$BIN" x86_64 "$W" >/dev/null
+	mkdir "$W/ipk" "$W/ipk/c" "$W/ipk/d"
+	tar -xzf "$W"/latchkey_*_x86_64.ipk -C "$W/ipk"
+	tar -xzf "$W/ipk/data.tar.gz" -C "$W/ipk/d"
+	(cd "$W/ipk/d" && find . ! -type d | sed 's|^\.||') > "$R/usr/lib/opkg/info/latchkey.list"
+	tar -xzf "$W/ipk/data.tar.gz" -C "$R"
+	tar -xzf "$W/ipk/control.tar.gz" -C "$W/ipk/c"
+	for s in postinst prerm postinst-pkg prerm-pkg postrm control conffiles; do cp "$W/ipk/c/$s" "$R/usr/lib/opkg/info/latchkey.$s"; done
+	in_root "/usr/lib/opkg/info/latchkey.postinst configure"
+	pm_remove() { in_root "/usr/lib/opkg/info/latchkey.prerm remove"; } ;;
+*)	echo "run.sh: PKG_FORMAT is apk or ipk" >&2; exit 2 ;;
+esac
 
 # --- postinst: runs the uci-defaults (firewall include), enables, starts (disabled by default) ----
-in_root "/usr/lib/opkg/info/latchkey.postinst configure"
 [ -L "$R/etc/rc.d/S95latchkey" ] && [ -L "$R/etc/rc.d/K10latchkey" ] && ok "postinst enabled the service (S95/K10 links)" || bad "postinst enable"
 has "uci-defaults adds the firewall script include" "$R/tmp/uci.log" "set firewall.latchkey.path=/usr/share/latchkey/firewall.include"
 has "uci-defaults marks it reload for fw3 (no /sbin/fw4 here)" "$R/tmp/uci.log" "set firewall.latchkey.reload=1"
@@ -233,9 +250,9 @@ hasnt "config_file with an error: no instance" "$R/tmp/procd.log" "open_instance
 mkdir -p "$R/var/run/latchkey"; echo "999 30 192.0.2.2 tcp 22" > "$R/var/run/latchkey/grants"
 svc stop
 [ ! -e "$R/var/run/latchkey/grants" ] && ok "stop: grants forgotten (fw flush)" || bad "stop: grants file left"
-in_root "/usr/lib/opkg/info/latchkey.prerm remove"
-[ ! -e "$R/etc/rc.d/S95latchkey" ] && ok "prerm disabled the service" || bad "prerm disable"
-has "prerm-pkg drops the firewall include" "$R/tmp/uci.log" "delete firewall.latchkey"
+pm_remove
+[ ! -e "$R/etc/rc.d/S95latchkey" ] && ok "removal (prerm) disabled the service" || bad "prerm disable"
+has "removal (prerm) drops the firewall include" "$R/tmp/uci.log" "delete firewall.latchkey"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

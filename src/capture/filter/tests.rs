@@ -127,3 +127,70 @@ fn too_many_ports_fall_back_to_all_tcp_and_udp() {
     assert_eq!(run(&f, ethertype::IPV4, HOST, &udp4(53)), ACCEPT);
     assert_eq!(run(&f, ethertype::IPV4, 4, &udp4(53)), 0);
 }
+
+#[test]
+fn spa_ports_pass_only_what_can_be_spa() {
+    use crate::packet::tests::{udp4_with, udp6_with};
+    let cfg = parse(Path::new("t.conf"), DOORS).unwrap();
+    let r = Rules {
+        sweep_guard: false,
+        sweep_window: 16,
+        tolerate_repeats: true,
+    };
+    let mut p = ports(&cfg.doors, &r);
+    p.spa = vec![62201, 40001];
+    let f = program(&p, true);
+    let v4 = ethertype::IPV4;
+    let spa = |first: u8, len: usize| {
+        let mut v = vec![b'A'; len];
+        v[0] = first;
+        v
+    };
+    for first in [b'8', b'9', b'+', b'/', b'U'] {
+        assert_eq!(
+            run(&f, v4, HOST, &udp4_with(62201, &spa(first, 204))),
+            ACCEPT
+        );
+    }
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(40001, &spa(b'/', 140))),
+        ACCEPT
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(40001, &spa(b'/', 1500))),
+        ACCEPT
+    );
+    assert_eq!(
+        run(
+            &f,
+            ethertype::IPV6,
+            HOST,
+            &udp6_with(62201, &spa(b'+', 204))
+        ),
+        ACCEPT
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(62201, &spa(b'A', 204))),
+        0,
+        "first byte"
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(62201, &spa(b'/', 139))),
+        0,
+        "too short"
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(62201, &spa(b'/', 1501))),
+        0,
+        "too long"
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(62202, &spa(b'/', 204))),
+        0,
+        "other port"
+    );
+    assert_eq!(run(&f, v4, HOST, &syn4(62201)), 0, "tcp");
+    // The knock doors are still served by the same program.
+    assert_eq!(run(&f, v4, HOST, &udp4(8000)), ACCEPT);
+    assert_eq!(run(&f, v4, HOST, &syn4(7000)), ACCEPT);
+}

@@ -6,6 +6,7 @@
 CONFIG_SECTIONS=
 CONFIG_SECTION=
 CONFIG_NUM_SECTIONS=0
+CONFIG_LIST_STATE=
 
 config() {
 	local type=$1 name=$2
@@ -21,6 +22,7 @@ option() {
 list() {
 	local len
 	eval "len=\${CONFIG_${CONFIG_SECTION}_$1_LENGTH:-0}"
+	[ "$len" = 0 ] && CONFIG_LIST_STATE="$CONFIG_LIST_STATE ${CONFIG_SECTION}_$1"
 	len=$((len + 1))
 	eval "CONFIG_${CONFIG_SECTION}_$1_ITEM$len=\$2"
 	eval "CONFIG_${CONFIG_SECTION}_$1_LENGTH=$len"
@@ -30,7 +32,9 @@ list() {
 config_load() {
 	local s
 	for s in $CONFIG_SECTIONS; do unset "CONFIG_${s}_TYPE"; done
-	CONFIG_SECTIONS= CONFIG_NUM_SECTIONS=0 CONFIG_SECTION=
+	# lists start empty again, as OpenWrt's uci_load does (a restart loads twice in one shell)
+	for s in $CONFIG_LIST_STATE; do unset "CONFIG_${s}" "CONFIG_${s}_LENGTH"; done
+	CONFIG_LIST_STATE= CONFIG_SECTIONS= CONFIG_NUM_SECTIONS=0 CONFIG_SECTION=
 	[ -f "${UCI_CONFIG_DIR:-/etc/config}/$1" ] && . "${UCI_CONFIG_DIR:-/etc/config}/$1"
 	return 0
 }
@@ -83,26 +87,53 @@ append() {
 	eval "$var=\${$var:+\${$var}\${sep}}\$value"
 }
 
-# Package-manager hooks as OpenWrt generates them, reduced to what our postinst/prerm rely on.
+# Package-manager hooks: OpenWrt's default_postinst/default_prerm (package/base-files/files/lib/
+# functions.sh), reduced to what a package like ours uses. Both read the package's file list:
+# /lib/apk/packages/NAME.list (apk, 25.12: the script wrapper exports pkgname) or
+# /usr/lib/opkg/info/NAME.list (opkg: the name comes from the script's path, $1).
+add_group_and_user() { return 0; }   # latchkey has no .rusers
 default_postinst() {
-	local name=${1##*/}; name=${name%.postinst}
-	local root=${IPKG_INSTROOT:-} f
-	for f in "$root"/etc/uci-defaults/*"$name"*; do
-		[ -f "$f" ] || continue
-		( cd "$root/etc/uci-defaults" && IPKG_INSTROOT=$root sh "$f" ) && rm -f "$f"
+	local root="${IPKG_INSTROOT:-}" ret=0 i
+	local pkgname="${pkgname:-$(basename "${1%.*}")}"
+	local filelist="$root/usr/lib/opkg/info/${pkgname}.list"
+	[ -f "$root/lib/apk/packages/${pkgname}.list" ] && filelist="$root/lib/apk/packages/${pkgname}.list"
+	if [ -f "$root/usr/lib/opkg/info/${pkgname}.postinst-pkg" ]; then
+		( . "$root/usr/lib/opkg/info/${pkgname}.postinst-pkg" )
+		ret=$?
+	fi
+	if [ -z "$root" ] && grep -m1 -q -s "^/etc/uci-defaults/" "$filelist"; then
+		for i in $(grep -s "^/etc/uci-defaults/" "$filelist"); do
+			( [ -f "$i" ] && cd "$(dirname "$i")" && . "$i" ) && rm -f "$i"
+		done
+		uci commit
+	fi
+	for i in $(grep -s "^/etc/init.d/" "$filelist"); do
+		if [ -n "$root" ]; then
+			sh "$root/etc/rc.common" "$root$i" enable
+		else
+			[ "${PKG_UPGRADE:-}" != 1 ] && "$i" enable
+			"$i" start
+		fi
 	done
-	for f in "$root"/etc/init.d/"$name"; do
-		[ -x "$f" ] || continue
-		IPKG_INSTROOT=$root sh "$root/etc/rc.common" "$f" enable
-		[ -n "$root" ] || "$f" start
-	done
-	return 0
+	return $ret
 }
 default_prerm() {
-	local name=${1##*/}; name=${name%.prerm}
-	local root=${IPKG_INSTROOT:-}
-	# a subshell, as OpenWrt's default_prerm: the package's part may `exit`
-	[ -f "$root/usr/lib/opkg/info/$name.prerm-pkg" ] && ( . "$root/usr/lib/opkg/info/$name.prerm-pkg" )
-	[ -x "$root/etc/init.d/$name" ] && IPKG_INSTROOT=$root sh "$root/etc/rc.common" "$root/etc/init.d/$name" disable
-	return 0
+	local root="${IPKG_INSTROOT:-}" ret=0 i
+	local pkgname="${pkgname:-$(basename "${1%.*}")}"
+	local filelist="$root/usr/lib/opkg/info/${pkgname}.list"
+	[ -f "$root/lib/apk/packages/${pkgname}.list" ] && filelist="$root/lib/apk/packages/${pkgname}.list"
+	# a subshell, as OpenWrt's: the package's part may `exit`
+	if [ -f "$root/usr/lib/opkg/info/${pkgname}.prerm-pkg" ]; then
+		( . "$root/usr/lib/opkg/info/${pkgname}.prerm-pkg" )
+		ret=$?
+	fi
+	for i in $(grep -s "^/etc/init.d/" "$filelist"); do
+		if [ -n "$root" ]; then
+			sh "$root/etc/rc.common" "$root$i" disable
+		else
+			[ "${PKG_UPGRADE:-}" != 1 ] && "$i" disable
+			"$i" stop
+		fi
+	done
+	return $ret
 }
