@@ -7,7 +7,7 @@
 # fwknopd runs in the server namespace (192.0.2.1) with its config in $WORK (-c/-a/-d/-p),
 # sniffing eth0; its iptables rules live in that namespace only. The server's firewall
 # rejects tcp 2200..2299 and 22 until fwknopd adds an ACCEPT rule to its FWKNOP_INPUT chain.
-# start_fwknopd (lib.sh) writes fwknopd's two stanzas: the keygen keys, and passphrases.
+# start_debian_fwknopd (lib.sh) writes fwknopd's two stanzas: the keygen keys, and passphrases.
 # Shown:
 #   - keys from `latchkey keygen` are read by fwknopd (access.conf KEY_BASE64/HMAC_KEY_BASE64);
 #   - `--spa -A tcp/22 -a 192.0.2.2` opens tcp/22 for 192.0.2.2 only: fwknopd's rule names
@@ -43,7 +43,7 @@ in_srv iptables -A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset
 in_srv iptables -A INPUT -p tcp --dport 2200:2299 -j REJECT --reject-with tcp-reset
 for p in 22 2201 2202 2203; do listen_tcp "$p"; done
 
-if start_fwknopd "$KEY" "$HMAC"; then
+if start_debian_fwknopd "$KEY" "$HMAC"; then
     e2e_pass "fwknopd $(fwknopd --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1) runs with latchkey keygen's keys"
 else
     e2e_fail "fwknopd did not start: $(tail -5 "$WORK/fwknopd.log")"

@@ -221,11 +221,11 @@ opened() { wait_for 3 tcp_open "$CLI" "${2:-192.0.2.1}" "$1"; }
 
 # --- Debian's fwknopd (fwknop-server) as an SPA server, for the SPA client tests.
 
-# start_fwknopd KEY_B64 HMAC_B64: fwknopd in $SRV on eth0, iptables mode, its config in $WORK
+# start_debian_fwknopd KEY_B64 HMAC_B64: fwknopd in $SRV on eth0, iptables mode, its config in $WORK
 # (-c/-a/-d/-p: nothing of the host's /etc/fwknop is read), UDP ports 62201 and 40001. Two
 # stanzas, both SOURCE ANY: the base64 keys given, then the passphrases 'correct horse' and
 # 'battery staple' (fwknopd tries them in order). Output in $WORK/fwknopd.log; sets FWKNOPD_PID.
-start_fwknopd() {
+start_debian_fwknopd() {
     mkdir -p "$WORK/run"
     cat >"$WORK/fwknopd.conf" <<EOC
 PCAP_INTF                 eth0

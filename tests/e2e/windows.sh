@@ -288,7 +288,7 @@ test_spa() {
     hmac=$(echo "$out" | sed -n 's/^HMAC_KEY_BASE64: //p')
     if [ "${#key}" = 44 ] && [ "${#hmac}" = 88 ]; then e2e_pass "fwknopd: latchkey.exe keygen (OS random source under wine)"
     else e2e_fail "fwknopd: latchkey.exe keygen: '$out'"; return; fi
-    start_fwknopd "$key" "$hmac" || { e2e_fail "fwknopd did not start: $(tail -3 "$WORK/fwknopd.log")"; return; }
+    start_debian_fwknopd "$key" "$hmac" || { e2e_fail "fwknopd did not start: $(tail -3 "$WORK/fwknopd.log")"; return; }
 
     knock --spa -A tcp/2201 -a 192.0.2.2 --key-base64-rijndael "$key" --key-base64-hmac "$hmac" 192.0.2.1
     rc=$?
