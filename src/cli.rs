@@ -1,55 +1,80 @@
 //! Command-line dispatch: `latchkey daemon|check|knock|keygen`, and the knockd/knock
 //! personalities.
 //!
-//! Every command line is declared with argh (`#[derive(FromArgs)]` structs beside the code that
-//! uses them: `daemon_cli`, `client::args`). argh reads one option per word, so [`getopt`]
+//! Every command line is declared with argh (`#[derive(FromArgs)]` subcommand structs beside
+//! the code that uses them: `daemon_cli`, `fwknop::cli`, `client::args`, `client`). argh reads one option per word, so [`getopt`]
 //! first rewrites the getopt forms that knockd, knock and fwknop users type (`-vD`, `-ieth0`,
 //! `--config=FILE`, `-p1234`); it learns which options take a value from the same argh
 //! declarations (`ArgsInfo` of each command), so the two never disagree.
 //!
-//! The binary answers to three names. Run as `knockd` it is `latchkey daemon`; run as `knock`
-//! it is `latchkey knock`; so a symlink lets existing scripts and init files keep working.
+//! The binary answers to four names. Run as `knockd` it is `latchkey daemon`; run as `knock`
+//! or `fwknopd` it is `latchkey knock` or `latchkey fwknopd`; so a symlink lets existing
+//! scripts and init files keep working.
 
-use argh::{ArgsInfo, EarlyExit, FlagInfo, FlagInfoKind, FromArgs};
+use argh::{ArgsInfo, CommandInfo, EarlyExit, FlagInfo, FlagInfoKind, FromArgs, SubCommand};
 
 /// Version string shown by `--version` and `-V`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// latchkey: a port-knocking daemon (knockd's config and options) and client (knock's options,
-/// and fwknop SPA).
-#[derive(FromArgs, Debug)]
-#[argh(
-    help_triggers("-h", "--help", "help"),
-    note = "Run as 'knockd' or 'knock' (a symlink, or a copy named knock.exe) it behaves as \
-            'latchkey daemon' or 'latchkey knock'."
-)]
-struct Latchkey {
-    /// print the version and exit
-    #[argh(switch, short = 'V')]
-    version: bool,
-    #[argh(subcommand)]
-    command: Option<Command>,
+/// One subcommand: its name and one-line description come from its argh declaration
+/// (`#[argh(subcommand, name = ...)]` and the doc comment), `run` parses the rest of the line
+/// with its argh struct and runs it.
+struct Sub {
+    /// argh's `SubCommand::COMMAND` of the command's struct.
+    info: &'static CommandInfo,
+    /// Parses (printing help or the mistake) and runs; gets "latchkey NAME" and the words
+    /// after NAME.
+    run: fn(&str, &[&str]) -> i32,
 }
 
-/// The subcommands; the daemon's exist on Linux only, the client's with the `client` feature.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand)]
-enum Command {
+/// The subcommands, in the order `--help` lists them. The daemon's exist on Linux only, the
+/// client's with the `client` feature, fwknopd's with the `fwknopd` feature.
+///
+/// A table rather than argh's `#[argh(subcommand)] enum`: the enum's parser and its generated
+/// help cost about 5 KB on mips, where the daemon has 250,000 bytes in all.
+const SUBS: &[Sub] = &[
     #[cfg(target_os = "linux")]
-    Daemon(crate::daemon_cli::DaemonArgs),
+    Sub {
+        info: <crate::daemon_cli::DaemonArgs as SubCommand>::COMMAND,
+        run: |prog, args| parse(prog, args).map_or_else(|c| c, |a| crate::daemon_cli::run(prog, a)),
+    },
+    #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+    Sub {
+        info: <crate::fwknop::cli::FwknopdArgs as SubCommand>::COMMAND,
+        run: |prog, args| parse(prog, args).map_or_else(|c| c, crate::fwknop::cli::run),
+    },
     #[cfg(target_os = "linux")]
-    Check(crate::daemon_cli::CheckArgs),
+    Sub {
+        info: <crate::daemon_cli::CheckArgs as SubCommand>::COMMAND,
+        run: |prog, args| {
+            parse(prog, args).map_or_else(|c| c, |a| crate::daemon_cli::check(prog, a))
+        },
+    },
     #[cfg(feature = "client")]
-    Knock(crate::client::args::KnockArgs),
+    Sub {
+        info: <crate::client::args::KnockArgs as SubCommand>::COMMAND,
+        run: |prog, args| parse(prog, args).map_or_else(|c| c, |a| crate::client::run(prog, a)),
+    },
     #[cfg(feature = "client")]
-    Keygen(crate::client::KeygenArgs),
-    Version(VersionArgs),
-}
+    Sub {
+        info: <crate::client::KeygenArgs as SubCommand>::COMMAND,
+        run: |prog, args| parse(prog, args).map_or_else(|c| c, crate::client::keygen),
+    },
+];
 
-/// print the version and exit
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "version")]
-struct VersionArgs {}
+/// `latchkey --help`: the subcommands as argh declares them.
+fn usage() -> String {
+    let mut s = String::from("Usage: latchkey [-V] <command> [--help | <options>]\n\n");
+    for sub in SUBS {
+        s.push_str("  ");
+        s.push_str(sub.info.name);
+        s.push_str(&"         "[sub.info.name.len().min(8)..]);
+        s.push_str(sub.info.description);
+        s.push('\n');
+    }
+    s.push_str("\nRun as knockd, knock or fwknopd (a symlink) it is that command.");
+    s
+}
 
 /// Runs the program for `args` (argv, including argv[0]) and returns the exit status.
 pub fn run(args: &[String]) -> i32 {
@@ -57,101 +82,37 @@ pub fn run(args: &[String]) -> i32 {
     let name = argv0.rsplit(['/', '\\']).next().unwrap_or(argv0);
     let name = name.strip_suffix(".exe").unwrap_or(name);
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    match name {
-        #[cfg(feature = "client")]
-        "knock" => {
-            return match parse("knock", &rest) {
-                Ok(a) => crate::client::run("knock", a),
-                Err(code) => code,
-            }
-        }
-        #[cfg(target_os = "linux")]
-        "knockd" => {
-            return match parse("knockd", &rest) {
-                Ok(a) => crate::daemon_cli::run("knockd", a),
-                Err(code) => code,
-            }
-        }
-        #[cfg(all(target_os = "linux", feature = "fwknopd"))]
-        "fwknopd" => return crate::fwknop::cli::run(&rest),
-        _ => {}
-    }
-    #[cfg(all(target_os = "linux", feature = "fwknopd"))]
-    if rest.first() == Some(&"fwknopd") {
-        return crate::fwknop::cli::run(&rest[1..]);
-    }
-    let top = match parse_top(&rest) {
-        Ok(top) => top,
-        Err(code) => return code,
-    };
-    match top.command {
-        #[cfg(target_os = "linux")]
-        Some(Command::Daemon(a)) => crate::daemon_cli::run("latchkey daemon", a),
-        #[cfg(target_os = "linux")]
-        Some(Command::Check(a)) => crate::daemon_cli::check("latchkey check", a),
-        #[cfg(feature = "client")]
-        Some(Command::Knock(a)) => crate::client::run("latchkey knock", a),
-        #[cfg(feature = "client")]
-        Some(Command::Keygen(a)) => crate::client::keygen(a),
-        Some(Command::Version(_)) => version(),
-        None if top.version => version(),
-        None => {
-            eprintln!("{}", help::<Latchkey>("latchkey"));
-            2
-        }
-    }
-}
-
-/// The options of subcommand `name`, for [`getopt`].
-fn subcommand_flags(name: &str) -> Option<&'static [FlagInfo<'static>]> {
-    match name {
-        #[cfg(target_os = "linux")]
-        "daemon" => Some(crate::daemon_cli::DaemonArgs::get_args_info().flags),
-        #[cfg(target_os = "linux")]
-        "check" => Some(crate::daemon_cli::CheckArgs::get_args_info().flags),
-        #[cfg(feature = "client")]
-        "knock" => Some(crate::client::args::KnockArgs::get_args_info().flags),
+    // The personalities: knock, knockd and fwknopd are the subcommand of the same name.
+    let by_name = |n: &str| SUBS.iter().find(|s| s.info.name == n);
+    let personality = match name {
+        "knockd" => by_name("daemon"),
+        "knock" | "fwknopd" => by_name(name),
         _ => None,
+    };
+    if let Some(sub) = personality {
+        return (sub.run)(name, &rest);
     }
-}
-
-/// `latchkey [-V] COMMAND OPTIONS...`: the command's getopt forms rewritten for argh.
-fn top_words(rest: &[&str]) -> Vec<String> {
-    match rest.split_first() {
-        Some((cmd, args)) => match subcommand_flags(cmd) {
-            Some(flags) => std::iter::once(cmd.to_string())
-                .chain(getopt(flags, args))
-                .collect(),
-            None => getopt(&[], rest),
-        },
-        None => Vec::new(),
-    }
-}
-
-/// Parses latchkey's own command line (printing help or the mistake, as [`parse`]).
-fn parse_top(rest: &[&str]) -> Result<Latchkey, i32> {
-    let words = top_words(rest);
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    Latchkey::from_args(&["latchkey"], &words).map_err(|exit| report("latchkey", exit))
-}
-
-/// Prints an early exit: help on stdout (status 0), a mistake as one line (status 2).
-fn report(prog: &str, exit: EarlyExit) -> i32 {
-    match exit.status {
-        Ok(()) => {
-            print!("{}", exit.output);
+    let Some((&cmd, args)) = rest.split_first() else {
+        eprintln!("{}", usage());
+        return 2;
+    };
+    match cmd {
+        "-V" | "--version" | "version" => {
+            println!("latchkey {VERSION}");
             0
         }
-        Err(()) => {
-            eprintln!("{prog}: {} (see {prog} --help)", exit.output.trim_end());
-            2
+        "-h" | "--help" | "help" => {
+            println!("{}", usage());
+            0
         }
+        _ => match by_name(cmd) {
+            Some(sub) => (sub.run)(&format!("latchkey {cmd}"), args),
+            None => {
+                eprintln!("latchkey: unknown command '{cmd}' (see latchkey --help)");
+                2
+            }
+        },
     }
-}
-
-fn version() -> i32 {
-    println!("latchkey {VERSION}");
-    0
 }
 
 /// Parses `args` (after the program or command name) into `T`, getopt forms first.
@@ -168,6 +129,16 @@ pub fn parse_quiet<T: FromArgs + ArgsInfo>(prog: &str, args: &[&str]) -> Result<
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let name: Vec<&str> = prog.split(' ').collect();
     T::from_args(&name, &words)
+}
+
+/// Prints an early exit: help on stdout (status 0), a mistake as one line (status 2).
+fn report(prog: &str, exit: EarlyExit) -> i32 {
+    if exit.status.is_ok() {
+        print!("{}", exit.output);
+        return 0;
+    }
+    eprintln!("{prog}: {} (see --help)", exit.output.trim_end());
+    2
 }
 
 /// `T`'s help text, as `--help` prints it.
@@ -206,7 +177,8 @@ pub fn getopt(flags: &[FlagInfo], args: &[&str]) -> Vec<String> {
             let (name, value) = long.split_once('=').unwrap_or((long, ""));
             let valued = takes_value(flags, |f| f.long.strip_prefix("--") == Some(name));
             if valued && long.contains('=') {
-                out.extend([format!("--{name}"), value.to_string()]);
+                out.push(arg[..2 + name.len()].to_string()); // `--name` of `--name=value`
+                out.push(value.to_string());
             } else {
                 out.push(arg.to_string());
                 if valued {
@@ -218,7 +190,7 @@ pub fn getopt(flags: &[FlagInfo], args: &[&str]) -> Vec<String> {
                 if c == 'h' {
                     return vec!["--help".to_string()]; // `-vh`: help, as a bundled -h
                 }
-                out.push(format!("-{c}"));
+                out.push(['-', c].iter().collect());
                 if takes_value(flags, |f| f.short == Some(c)) {
                     let rest = &shorts[pos + c.len_utf8()..];
                     if rest.is_empty() {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Default config file, as knockd's.
 const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
 
-/// watch an interface for port-knock sequences and run the doors' commands (knockd's options)
+/// watch an interface for knocks and open doors (knockd's options)
 #[derive(FromArgs, ArgsInfo, Debug, Default, PartialEq, Eq)]
 #[argh(subcommand, name = "daemon", help_triggers("-h", "--help"))]
 pub struct DaemonArgs {
@@ -29,13 +29,13 @@ pub struct DaemonArgs {
     /// be verbose (knock lines on stderr)
     #[argh(switch, short = 'v')]
     verbose: bool,
-    /// accepted for knockd's sake; latchkey never blocks on DNS lookups
+    /// accepted; no DNS lookups are made
     #[argh(switch, short = 'l')]
     lookup: bool,
     /// ignore IPv6 packets
     #[argh(switch, short = '4', long = "only-ip-v4")]
     only_ip_v4: bool,
-    /// PID file (default: the config's PidFile, /var/run/knockd.pid)
+    /// PID file (default: the config's PidFile)
     #[argh(option, short = 'p', arg_name = "file")]
     pidfile: Option<PathBuf>,
     /// log file (default: the config's LogFile)
@@ -46,8 +46,7 @@ pub struct DaemonArgs {
     version: bool,
 }
 
-/// parse a knockd config and print the doors as understood (exit 0), or every mistake as
-/// FILE:LINE: what was wrong and what was expected (exit 1)
+/// print a knockd config's doors as understood, or each mistake as FILE:LINE (exit 1)
 #[derive(FromArgs, ArgsInfo, Debug, PartialEq, Eq)]
 #[argh(subcommand, name = "check", help_triggers("-h", "--help"))]
 pub struct CheckArgs {

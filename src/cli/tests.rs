@@ -1,186 +1,142 @@
 use super::*;
 
-/// The top-level command line as `run` rewrites it for argh.
-fn norm(args: &[&str]) -> Vec<String> {
-    top_words(args)
+/// `getopt` with the options of subcommand `name`, as `run` hands them to argh.
+fn norm(name: &str, args: &[&str]) -> Vec<String> {
+    let sub = SUBS.iter().find(|s| s.info.name == name);
+    assert!(sub.is_some(), "no subcommand {name}");
+    let flags = match name {
+        #[cfg(target_os = "linux")]
+        "daemon" => crate::daemon_cli::DaemonArgs::get_args_info().flags,
+        #[cfg(feature = "client")]
+        "knock" => crate::client::args::KnockArgs::get_args_info().flags,
+        _ => &[],
+    };
+    getopt(flags, args)
 }
 
+#[cfg(target_os = "linux")]
 #[test]
-fn getopt_splits_bundles_and_attached_values() {
-    #[cfg(target_os = "linux")]
-    {
-        // knockd's forms: bundled flags, attached values, --long=value.
-        assert_eq!(
-            norm(&["daemon", "-vD", "-ieth0", "--config=/etc/k.conf", "-p1234"]),
-            [
-                "daemon",
-                "-v",
-                "-D",
-                "-i",
-                "eth0",
-                "--config",
-                "/etc/k.conf",
-                "-p",
-                "1234"
-            ]
-        );
-        // A valued letter inside a bundle takes the rest of the word.
-        assert_eq!(
-            norm(&["daemon", "-dvieth1"]),
-            ["daemon", "-d", "-v", "-i", "eth1"]
-        );
-        // daemon's -d is a flag, knock's -d takes a value: each command its own options.
-        assert_eq!(norm(&["daemon", "-d4"]), ["daemon", "-d", "-4"]);
-    }
-    #[cfg(feature = "client")]
-    {
-        assert_eq!(norm(&["knock", "-d4"]), ["knock", "-d", "4"]);
-        assert_eq!(
-            norm(&["knock", "-uvd200", "h", "1"]),
-            ["knock", "-u", "-v", "-d", "200", "h", "1"]
-        );
-        // fwknop's: -p62201, --fw-timeout=45, -A tcp/22.
-        assert_eq!(
-            norm(&[
-                "knock",
-                "--spa",
-                "-p62201",
-                "--fw-timeout=45",
-                "-Atcp/22",
-                "h"
-            ]),
-            [
-                "knock",
-                "--spa",
-                "-p",
-                "62201",
-                "--fw-timeout",
-                "45",
-                "-A",
-                "tcp/22",
-                "h"
-            ]
-        );
-    }
+fn getopt_splits_knockds_forms() {
+    // Bundled flags, attached values, --long=value.
+    assert_eq!(
+        norm(
+            "daemon",
+            &["-vD", "-ieth0", "--config=/etc/k.conf", "-p1234"]
+        ),
+        [
+            "-v",
+            "-D",
+            "-i",
+            "eth0",
+            "--config",
+            "/etc/k.conf",
+            "-p",
+            "1234"
+        ]
+    );
+    // A valued letter inside a bundle takes the rest of the word.
+    assert_eq!(norm("daemon", &["-dvieth1"]), ["-d", "-v", "-i", "eth1"]);
+    // daemon's -d is a flag (knock's takes a value): each command its own options.
+    assert_eq!(norm("daemon", &["-d4"]), ["-d", "-4"]);
+    assert_eq!(norm("daemon", &["-v", "--help", "-x"]), ["--help"]);
+    assert_eq!(norm("daemon", &["-vh"]), ["--help"]);
+}
+
+#[cfg(feature = "client")]
+#[test]
+fn getopt_splits_knock_and_fwknop_forms() {
+    assert_eq!(norm("knock", &["-d4"]), ["-d", "4"]);
+    assert_eq!(
+        norm("knock", &["-uvd200", "h", "1"]),
+        ["-u", "-v", "-d", "200", "h", "1"]
+    );
+    // fwknop's: -p62201, --fw-timeout=45, -Atcp/22.
+    assert_eq!(
+        norm(
+            "knock",
+            &["--spa", "-p62201", "--fw-timeout=45", "-Atcp/22", "h"]
+        ),
+        [
+            "--spa",
+            "-p",
+            "62201",
+            "--fw-timeout",
+            "45",
+            "-A",
+            "tcp/22",
+            "h"
+        ]
+    );
 }
 
 #[cfg(feature = "client")]
 #[test]
 fn getopt_leaves_values_and_operands_alone() {
     // A value that looks like options is not rewritten, with or without '='.
-    assert_eq!(norm(&["knock", "-d", "-uv"]), ["knock", "-d", "-uv"]);
+    assert_eq!(norm("knock", &["-d", "-uv"]), ["-d", "-uv"]);
+    assert_eq!(norm("knock", &["--delay", "-5"]), ["--delay", "-5"]);
+    assert_eq!(norm("knock", &["--delay=-5"]), ["--delay", "-5"]);
     assert_eq!(
-        norm(&["knock", "--delay", "-5"]),
-        ["knock", "--delay", "-5"]
+        norm("knock", &["-d", "-h"]),
+        ["-d", "-h"],
+        "a value, not help"
     );
-    assert_eq!(norm(&["knock", "--delay=-5"]), ["knock", "--delay", "-5"]);
     // A switch's '=value' is not split: argh then refuses the whole word.
-    assert_eq!(norm(&["knock", "--udp=yes"]), ["knock", "--udp=yes"]);
+    assert_eq!(norm("knock", &["--udp=yes"]), ["--udp=yes"]);
     // Nothing after `--`.
     assert_eq!(
-        norm(&["knock", "--", "-uv", "--x=1"]),
-        ["knock", "--", "-uv", "--x=1"]
+        norm("knock", &["--", "-uv", "--x=1"]),
+        ["--", "-uv", "--x=1"]
     );
     // Unknown letters are split out so argh can name the one it does not know.
-    assert_eq!(norm(&["knock", "-uZ"]), ["knock", "-u", "-Z"]);
-    // A subcommand's name as an operand is just an operand.
-    assert_eq!(norm(&["knock", "knock", "1"]), ["knock", "knock", "1"]);
-    // Without a command only -h means anything to latchkey itself.
-    assert_eq!(norm(&["-Vh"]), ["--help"]);
-    assert_eq!(norm(&["-V", "x"]), ["-V", "x"]);
+    assert_eq!(norm("knock", &["-uZ"]), ["-u", "-Z"]);
+    // Help wins, wherever it is.
+    assert_eq!(norm("knock", &["-u", "h", "1", "-h"]), ["--help"]);
 }
 
 #[test]
-fn getopt_help_wins() {
-    assert_eq!(norm(&["-h"]), ["--help"]);
-    assert_eq!(norm(&["-h", "version"]), ["--help"]);
-    #[cfg(feature = "client")]
-    {
-        assert_eq!(norm(&["knock", "-u", "h", "1", "-h"]), ["knock", "--help"]);
-        assert_eq!(
-            norm(&["knock", "-d", "-h"]),
-            ["knock", "-d", "-h"],
-            "a value"
-        );
-    }
+fn subcommands_come_from_their_argh_declarations() {
+    let names: Vec<&str> = SUBS.iter().map(|s| s.info.name).collect();
     #[cfg(target_os = "linux")]
-    assert_eq!(
-        norm(&["daemon", "-v", "--help", "-x"]),
-        ["daemon", "--help"]
-    );
-}
-
-#[test]
-fn top_level_command_line() {
-    let top = |args: &[&str]| {
-        let words = top_words(args);
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        Latchkey::from_args(&["latchkey"], &words)
-    };
-    assert!(top(&["-V"]).unwrap().version);
-    assert!(top(&["--version"]).unwrap().version);
-    assert!(matches!(
-        top(&["version"]).unwrap().command,
-        Some(Command::Version(_))
-    ));
-    assert!(top(&[]).unwrap().command.is_none());
-    let help = top(&["--help"]).unwrap_err();
-    assert!(help.status.is_ok() && help.output.contains("Usage: latchkey"));
+    assert!(names.contains(&"daemon") && names.contains(&"check"));
+    #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+    assert!(names.contains(&"fwknopd"));
     #[cfg(feature = "client")]
-    assert!(help.output.contains("knock") && help.output.contains("keygen"));
-    let bad = top(&["frobnicate"]).unwrap_err();
-    assert!(
-        bad.status.is_err() && bad.output.contains("frobnicate"),
-        "{}",
-        bad.output
-    );
-    #[cfg(target_os = "linux")]
-    {
-        match top(&["daemon", "-vieth1"]).unwrap().command {
-            Some(Command::Daemon(d)) => assert_eq!(d, {
-                let d: crate::daemon_cli::DaemonArgs =
-                    parse("knockd", &["-v", "-i", "eth1"]).unwrap();
-                d
-            }),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            top(&["check", "-c/x"]).unwrap().command,
-            Some(Command::Check(_))
-        ));
-        // Help of a subcommand is that subcommand's.
-        let h = top(&["daemon", "-h"]).unwrap_err();
-        assert!(h.output.contains("Usage: latchkey daemon") && h.output.contains("--interface"));
-    }
-    #[cfg(feature = "client")]
-    {
-        assert!(matches!(
-            top(&["knock", "-uv", "h", "1"]).unwrap().command,
-            Some(Command::Knock(_))
-        ));
-        assert!(matches!(
-            top(&["keygen"]).unwrap().command,
-            Some(Command::Keygen(_))
-        ));
-        assert!(top(&["keygen", "x"]).is_err());
+    assert!(names.contains(&"knock") && names.contains(&"keygen"));
+    let help = usage();
+    for sub in SUBS {
+        assert!(help.contains(sub.info.name) && help.contains(sub.info.description));
     }
 }
 
 #[test]
-fn personalities() {
-    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+fn top_level_and_personalities() {
+    let run = |v: &[&str]| run(&v.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+    assert_eq!(run(&["latchkey", "-V"]), 0);
+    assert_eq!(run(&["latchkey", "--version"]), 0);
+    assert_eq!(run(&["latchkey", "version"]), 0);
+    assert_eq!(run(&["latchkey", "--help"]), 0);
+    assert_eq!(run(&["latchkey"]), 2);
+    assert_eq!(run(&["latchkey", "nope"]), 2);
     #[cfg(target_os = "linux")]
     {
-        assert_eq!(run(&s(&["/usr/sbin/knockd", "-V"])), 0);
-        assert_eq!(run(&s(&["knockd", "-x"])), 2);
+        assert_eq!(run(&["latchkey", "daemon", "-V"]), 0);
+        assert_eq!(run(&["latchkey", "daemon", "-vx"]), 2);
+        assert_eq!(run(&["latchkey", "check", "--help"]), 0);
+        assert_eq!(run(&["/usr/sbin/knockd", "-V"]), 0);
+        assert_eq!(run(&["knockd", "-x"]), 2);
+    }
+    #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+    {
+        assert_eq!(run(&["/usr/sbin/fwknopd", "-V"]), 0);
+        assert_eq!(run(&["latchkey", "fwknopd", "--fw-list"]), 2);
     }
     #[cfg(feature = "client")]
     {
-        assert_eq!(run(&s(&["knock", "-V"])), 0);
-        assert_eq!(run(&s(&["C:\\bin\\knock.exe", "--version"])), 0);
-        assert_eq!(run(&s(&["knock", "-4", "-6", "h", "1"])), 2);
+        assert_eq!(run(&["knock", "-V"]), 0);
+        assert_eq!(run(&["C:\\bin\\knock.exe", "--version"]), 0);
+        assert_eq!(run(&["knock", "-4", "-6", "h", "1"]), 2);
+        assert_eq!(run(&["latchkey", "knock", "-h"]), 0);
+        assert_eq!(run(&["latchkey", "keygen", "x"]), 2);
     }
-    assert_eq!(run(&s(&["latchkey", "-V"])), 0);
-    assert_eq!(run(&s(&["latchkey"])), 2);
-    assert_eq!(run(&s(&["latchkey", "nope"])), 2);
 }
