@@ -4,14 +4,17 @@
 //! Every command line is declared with argh (`#[derive(FromArgs)]` subcommand structs beside
 //! the code that uses them: `daemon_cli`, `fwknop::cli`, `client::args`, `client`). argh reads one option per word, so [`getopt`]
 //! first rewrites the getopt forms that knockd, knock and fwknop users type (`-vD`, `-ieth0`,
-//! `--config=FILE`, `-p1234`); it learns which options take a value from the same argh
-//! declarations (`ArgsInfo` of each command), so the two never disagree.
+//! `--config=FILE`, `-p1234`). It needs one fact per command, which options take a value: each
+//! command says so in its [`Getopt`] impl, and a unit test checks that against the argh
+//! declaration itself (`ArgsInfo`), so the two cannot drift apart. (Asking `ArgsInfo` at run
+//! time would work too, but it links every option's description twice: bytes the mips
+//! router build does not have.)
 //!
 //! The binary answers to four names. Run as `knockd` it is `latchkey daemon`; run as `knock`
 //! or `fwknopd` it is `latchkey knock` or `latchkey fwknopd`; so a symlink lets existing
 //! scripts and init files keep working.
 
-use argh::{ArgsInfo, CommandInfo, EarlyExit, FlagInfo, FlagInfoKind, FromArgs, SubCommand};
+use argh::{CommandInfo, EarlyExit, FromArgs, SubCommand};
 
 /// Version string shown by `--version` and `-V`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -115,17 +118,25 @@ pub fn run(args: &[String]) -> i32 {
     }
 }
 
+/// A command line as [`getopt`] needs to know it: the options that take a value.
+pub trait Getopt: FromArgs {
+    /// Short letters of the options that take a value (getopt's optstring, without colons).
+    const SHORT_VALUED: &'static str;
+    /// Long names, without `--`, of the options that take a value.
+    const LONG_VALUED: &'static [&'static str];
+}
+
 /// Parses `args` (after the program or command name) into `T`, getopt forms first.
 ///
 /// `--help` prints `T`'s help and gives `Err(0)`; a mistake prints one line,
 /// `PROG: what was wrong (see PROG --help)`, and gives `Err(2)`.
-pub fn parse<T: FromArgs + ArgsInfo>(prog: &str, args: &[&str]) -> Result<T, i32> {
+pub fn parse<T: Getopt>(prog: &str, args: &[&str]) -> Result<T, i32> {
     parse_quiet(prog, args).map_err(|exit| report(prog, exit))
 }
 
 /// [`parse`] without the printing: argh's early exit (help text, or what was wrong) as is.
-pub fn parse_quiet<T: FromArgs + ArgsInfo>(prog: &str, args: &[&str]) -> Result<T, EarlyExit> {
-    let words = getopt(T::get_args_info().flags, args);
+pub fn parse_quiet<T: Getopt>(prog: &str, args: &[&str]) -> Result<T, EarlyExit> {
+    let words = getopt(T::SHORT_VALUED, T::LONG_VALUED, args);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let name: Vec<&str> = prog.split(' ').collect();
     T::from_args(&name, &words)
@@ -150,8 +161,8 @@ pub fn help<T: FromArgs>(prog: &str) -> String {
     }
 }
 
-/// Rewrites getopt forms into argh's one-option-per-word form, using the options `flags`
-/// declares (one command's, from its argh declaration):
+/// Rewrites getopt forms into argh's one-option-per-word form; `short` and `long_names` are
+/// the command's options that take a value ([`Getopt`]):
 ///
 /// - bundled flags `-vD` become `-v -D`; a letter that takes a value takes the rest of the word
 ///   (`-ieth0`, `-p1234`, `-uvd200` = `-u -v -d 200`) or, at the end of the word, the next word;
@@ -162,7 +173,7 @@ pub fn help<T: FromArgs>(prog: &str) -> String {
 ///
 /// A value is never rewritten (`-d -5` keeps `-5` for argh to refuse), nor is anything after
 /// `--`. Unknown letters in a bundle are split out too, so argh names the one it does not know.
-pub fn getopt(flags: &[FlagInfo], args: &[&str]) -> Vec<String> {
+pub fn getopt(short: &str, long_names: &[&str], args: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(args.len() + 2);
     let mut it = args.iter();
     while let Some(&arg) = it.next() {
@@ -175,7 +186,7 @@ pub fn getopt(flags: &[FlagInfo], args: &[&str]) -> Vec<String> {
             return vec!["--help".to_string()];
         } else if let Some(long) = arg.strip_prefix("--") {
             let (name, value) = long.split_once('=').unwrap_or((long, ""));
-            let valued = takes_value(flags, |f| f.long.strip_prefix("--") == Some(name));
+            let valued = long_names.contains(&name);
             if valued && long.contains('=') {
                 out.push(arg[..2 + name.len()].to_string()); // `--name` of `--name=value`
                 out.push(value.to_string());
@@ -191,7 +202,7 @@ pub fn getopt(flags: &[FlagInfo], args: &[&str]) -> Vec<String> {
                     return vec!["--help".to_string()]; // `-vh`: help, as a bundled -h
                 }
                 out.push(['-', c].iter().collect());
-                if takes_value(flags, |f| f.short == Some(c)) {
+                if short.contains(c) {
                     let rest = &shorts[pos + c.len_utf8()..];
                     if rest.is_empty() {
                         out.extend(it.next().map(|v| v.to_string()));
@@ -206,13 +217,6 @@ pub fn getopt(flags: &[FlagInfo], args: &[&str]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Whether the option that `is` selects exists and takes a value.
-fn takes_value(flags: &[FlagInfo], is: impl Fn(&FlagInfo) -> bool) -> bool {
-    flags
-        .iter()
-        .any(|f| is(f) && matches!(f.kind, FlagInfoKind::Option { .. }))
 }
 
 #[cfg(test)]

@@ -46,6 +46,11 @@ pub struct DaemonArgs {
     version: bool,
 }
 
+impl crate::cli::Getopt for DaemonArgs {
+    const SHORT_VALUED: &'static str = "icpg";
+    const LONG_VALUED: &'static [&'static str] = &["interface", "config", "pidfile", "logfile"];
+}
+
 /// print a knockd config's doors as understood, or each mistake as FILE:LINE (exit 1)
 #[derive(FromArgs, ArgsInfo, Debug, PartialEq, Eq)]
 #[argh(subcommand, name = "check", help_triggers("-h", "--help"))]
@@ -53,6 +58,11 @@ pub struct CheckArgs {
     /// config file (default /etc/knockd.conf)
     #[argh(option, short = 'c', arg_name = "file")]
     config: Option<PathBuf>,
+}
+
+impl crate::cli::Getopt for CheckArgs {
+    const SHORT_VALUED: &'static str = "c";
+    const LONG_VALUED: &'static [&'static str] = &["config"];
 }
 
 fn load(path: &Path, prog: &str) -> Result<Config, i32> {

@@ -2,16 +2,57 @@ use super::*;
 
 /// `getopt` with the options of subcommand `name`, as `run` hands them to argh.
 fn norm(name: &str, args: &[&str]) -> Vec<String> {
-    let sub = SUBS.iter().find(|s| s.info.name == name);
-    assert!(sub.is_some(), "no subcommand {name}");
-    let flags = match name {
+    fn of<T: Getopt>(args: &[&str]) -> Vec<String> {
+        getopt(T::SHORT_VALUED, T::LONG_VALUED, args)
+    }
+    match name {
         #[cfg(target_os = "linux")]
-        "daemon" => crate::daemon_cli::DaemonArgs::get_args_info().flags,
+        "daemon" => of::<crate::daemon_cli::DaemonArgs>(args),
         #[cfg(feature = "client")]
-        "knock" => crate::client::args::KnockArgs::get_args_info().flags,
-        _ => &[],
-    };
-    getopt(flags, args)
+        "knock" => of::<crate::client::args::KnockArgs>(args),
+        _ => panic!("no subcommand {name}"),
+    }
+}
+
+/// Each command's `Getopt` says exactly what its argh declaration says: the same options
+/// take a value (short letters and long names).
+#[test]
+fn getopt_tables_match_the_argh_declarations() {
+    use argh::{ArgsInfo, FlagInfoKind};
+    fn check<T: Getopt + ArgsInfo>() {
+        let info = T::get_args_info();
+        let valued = || {
+            info.flags
+                .iter()
+                .filter(|f| matches!(f.kind, FlagInfoKind::Option { .. }))
+        };
+        let mut short: Vec<char> = valued().filter_map(|f| f.short).collect();
+        let mut want: Vec<char> = T::SHORT_VALUED.chars().collect();
+        short.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(
+            short, want,
+            "{}: short options that take a value",
+            info.name
+        );
+        let mut long: Vec<&str> = valued().map(|f| f.long.trim_start_matches('-')).collect();
+        let mut want = T::LONG_VALUED.to_vec();
+        long.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(long, want, "{}: long options that take a value", info.name);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        check::<crate::daemon_cli::DaemonArgs>();
+        check::<crate::daemon_cli::CheckArgs>();
+    }
+    #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+    check::<crate::fwknop::cli::FwknopdArgs>();
+    #[cfg(feature = "client")]
+    {
+        check::<crate::client::args::KnockArgs>();
+        check::<crate::client::KeygenArgs>();
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -105,6 +105,27 @@ pub struct KnockArgs {
     operands: Vec<String>,
 }
 
+impl crate::cli::Getopt for KnockArgs {
+    const SHORT_VALUED: &'static str = "dcFAafpDUn";
+    const LONG_VALUED: &'static [&'static str] = &[
+        "delay",
+        "check",
+        "file",
+        "access",
+        "allow-ip",
+        "fw-timeout",
+        "server-port",
+        "destination",
+        "key-base64-rijndael",
+        "key-base64-hmac",
+        "key-rijndael",
+        "key-hmac",
+        "spoof-user",
+        "named-config",
+        "rc-file",
+    ];
+}
+
 fn delay(text: &str) -> Result<u32, String> {
     text.parse()
         .map_err(|_| format!("bad delay '{text}': expected milliseconds, 0..4294967295"))

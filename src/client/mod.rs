@@ -47,6 +47,11 @@ const EXIT_USAGE: i32 = 2;
 #[argh(subcommand, name = "keygen", help_triggers("-h", "--help"))]
 pub struct KeygenArgs {}
 
+impl crate::cli::Getopt for KeygenArgs {
+    const SHORT_VALUED: &'static str = "";
+    const LONG_VALUED: &'static [&'static str] = &[];
+}
+
 /// Runs `latchkey keygen`: 32 random bytes for the encryption key and 64 for the HMAC key,
 /// from the operating system, printed in base64.
 pub fn keygen(_: KeygenArgs) -> i32 {

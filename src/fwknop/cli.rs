@@ -63,6 +63,17 @@ pub struct FwknopdArgs {
     version: bool,
 }
 
+impl crate::cli::Getopt for FwknopdArgs {
+    const SHORT_VALUED: &'static str = "icadp";
+    const LONG_VALUED: &'static [&'static str] = &[
+        "interface",
+        "config-file",
+        "access-file",
+        "digest-file",
+        "pid-file",
+    ];
+}
+
 fn running_pid(pid_file: &std::path::Path) -> Option<libc::pid_t> {
     let pid: libc::pid_t = std::fs::read_to_string(pid_file)
         .ok()?

@@ -18,7 +18,8 @@
 #     not the sender) opens for that IP; `-p` sends to fwknopd's second port;
 #   - a saved host holding fwknop lines (pasted keygen output) with Check opens and exits 0;
 #   - a wrong HMAC key opens nothing: --check gives up with exit 1, fwknopd logs the refusal;
-#   - what fwknopd decoded (user, message string, type) is what was sent.
+#   - what fwknopd decoded (user, message string, type) is what was sent;
+#   - the same packets open `latchkey fwknopd` run on the same files.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -133,5 +134,22 @@ rc=$?
 if [ $rc = 2 ] && [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -q "HMAC key"; then
     e2e_pass "no HMAC key: refused on the command line (exit 2)"
 else e2e_fail "no HMAC key: rc $rc, '$err'"; fi
+
+# 7. The same client and files against latchkey's own fwknopd (the other end of this repo).
+stop_pid "$FWKNOPD_PID"
+ip netns exec "$SRV" "$LATCHKEY" fwknopd -f -i eth0 -c "$WORK/fwknopd.conf" -a "$WORK/access.conf" \
+    >"$WORK/latchkey-fwknopd.out" 2>&1 &
+E2E_PIDS="${E2E_PIDS:-} $!"
+listen_tcp 2204
+lk_rule() { in_srv iptables -S INPUT | grep -- "-s $1/32" | grep -- "--dport $2 " | grep -q latchkey-spa; }
+if wait_for 5 grep -q "listening on eth0" "$WORK/latchkey-fwknopd.out"; then
+    in_cli "$LATCHKEY" knock --spa -A tcp/2204 -a 192.0.2.2 --key-base64-rijndael "$KEY" \
+        --key-base64-hmac "$HMAC" --check 2204 192.0.2.1
+    rc=$?
+    in_cli "$LATCHKEY" knock -n router --rc-file "$WORK/fwknoprc" -A tcp/2205
+    if [ $rc = 0 ] && lk_rule 192.0.2.2 2204 && wait_for 3 lk_rule 192.0.2.77 2205; then
+        e2e_pass "latchkey fwknopd with the same files: --spa (--check 2204 opens) and -n router (port 40001, 192.0.2.77)"
+    else e2e_fail "latchkey fwknopd: rc $rc; $(tail -3 "$WORK/latchkey-fwknopd.out")"; fi
+else e2e_fail "latchkey fwknopd did not start: $(tail -3 "$WORK/latchkey-fwknopd.out")"; fi
 
 [ "$E2E_FAILS" = 0 ]
