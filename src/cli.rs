@@ -138,8 +138,8 @@ pub fn parse<T: Getopt>(prog: &str, args: &[&str]) -> Result<T, i32> {
 pub fn parse_quiet<T: Getopt>(prog: &str, args: &[&str]) -> Result<T, EarlyExit> {
     let words = getopt(T::SHORT_VALUED, T::LONG_VALUED, args);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let name: Vec<&str> = prog.split(' ').collect();
-    T::from_args(&name, &words)
+    // argh joins the command name's words with spaces: "latchkey knock" can stay one word.
+    T::from_args(&[prog], &words)
 }
 
 /// Prints an early exit: help on stdout (status 0), a mistake as one line (status 2).
@@ -154,8 +154,7 @@ fn report(prog: &str, exit: EarlyExit) -> i32 {
 
 /// `T`'s help text, as `--help` prints it.
 pub fn help<T: FromArgs>(prog: &str) -> String {
-    let name: Vec<&str> = prog.split(' ').collect();
-    match T::from_args(&name, &["--help"]) {
+    match T::from_args(&[prog], &["--help"]) {
         Ok(_) => String::new(),
         Err(exit) => exit.output.trim_end().to_string(),
     }
