@@ -28,7 +28,7 @@ command -v fwknopd >/dev/null || { echo "FAIL cspa: fwknopd not installed (apt-g
 
 e2e_setup cspa
 e2e_host c2 192.0.2.3 2001:db8::3
-C2=lk-cspa-c2
+C2=$HOST_NS
 
 # Keys: one pair from latchkey keygen (base64), one passphrase pair for the rc-file stanza.
 "$LATCHKEY" keygen >"$WORK/keys" || e2e_fail "latchkey keygen failed"
