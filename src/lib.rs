@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod clock;
 pub mod config;
 #[cfg(target_os = "linux")]
 pub mod daemon;

@@ -274,7 +274,7 @@ impl Daemon {
             let timeout = self.next_deadline().map_or(-1, |t| {
                 let d = t.saturating_duration_since(Instant::now());
                 // Round up, so that we never wake just before the deadline.
-                (d.as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32
+                crate::clock::millis_up(d).min(i32::MAX as u64) as i32
             });
             self.fds.clear();
             self.fds.push(pollfd(self.signals.as_raw_fd()));
@@ -304,7 +304,9 @@ impl Daemon {
                     return self.fatal(f);
                 }
                 for l in &self.ifaces.list {
-                    debug!("addresses of {}: {:?}", l.name, l.addrs);
+                    for a in &l.addrs {
+                        debug!("address of {}: {a}", l.name);
+                    }
                 }
             }
             let now = Instant::now();
