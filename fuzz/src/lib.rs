@@ -175,9 +175,9 @@ pub fn is_local(ip: IpAddr) -> bool {
 /// Whether the tracker would look at `k` at all for some door aimed at its destination (see
 /// `tracker::watches`). The kernel filter must pass all of these.
 pub fn counts(doors: &[Rc<Door>], rules: &Rules, k: &Knock) -> bool {
-    doors
-        .iter()
-        .any(|d| d.is_live() && tracker::aimed(d, &is_local, k.dst) && tracker::watches(d, rules, k))
+    doors.iter().any(|d| {
+        d.is_live() && tracker::aimed(d, &is_local, k.dst) && tracker::watches(d, rules, k)
+    })
 }
 
 /// The event stream replayed into a map of attempts: what the tracker must hold.
@@ -266,7 +266,10 @@ pub fn packet_path(data: &[u8]) -> Vec<(usize, IpAddr)> {
         let verdict = filter::run(&prog, f.ethertype, f.pkttype, f.bytes);
         let parsed = packet::parse(f.ethertype, f.bytes);
         if f.pkttype >= filter::PACKET_OTHERHOST {
-            assert_eq!(verdict, 0, "the filter passed an outgoing or other host's packet");
+            assert_eq!(
+                verdict, 0,
+                "the filter passed an outgoing or other host's packet"
+            );
             continue;
         }
         let Ok(k) = parsed else { continue };
@@ -387,7 +390,10 @@ pub fn knockd_config(data: &[u8]) {
             for c in &spec.classes {
                 let tcp = c.tcp.iter().map(|t| &t.1);
                 for v in tcp.chain([&c.udp]) {
-                    assert!(v.windows(2).all(|w| w[0].1 < w[1].0), "ranges not merged: {v:?}");
+                    assert!(
+                        v.windows(2).all(|w| w[0].1 < w[1].0),
+                        "ranges not merged: {v:?}"
+                    );
                 }
             }
             let prog = filter::program(&spec, true);
@@ -407,8 +413,8 @@ pub fn knockd_config(data: &[u8]) {
 
 /// The hosts target: the client's saved-hosts parser on any text, checking that every error
 /// starts with `FILE:LINE:` for a line inside the file, and that what parses is usable: names
-/// unique and plain, sequences non-empty with ports 1..=65535, and `describe()` /
-/// `format_list()` round-trip.
+/// unique and plain, sequences non-empty (unless the host sends SPA) with ports 1..=65535, and
+/// `describe()` / `format_list()` round-trip.
 pub fn saved_hosts(data: &[u8]) {
     use latchkey::client::{hosts, sequence};
     let text = String::from_utf8_lossy(data);
@@ -441,11 +447,14 @@ pub fn saved_hosts(data: &[u8]) {
                     assert!(!n.is_empty() && !n.contains(char::is_whitespace), "{n:?}");
                 }
                 assert!(!h.hostname.is_empty(), "{h:?}");
-                assert!(!h.sequence.is_empty(), "{h:?}");
+                // A host knocks a sequence, or sends SPA with its keys (then it may have none).
+                assert!(!h.sequence.is_empty() || h.spa.has_key(), "{h:?}");
                 assert!(h.sequence.iter().all(|k| k.port != 0), "{h:?}");
                 assert!(h.check != Some(0), "{h:?}");
-                let listed = sequence::format_list(&h.sequence);
-                assert_eq!(sequence::parse_list(&listed).as_ref(), Ok(&h.sequence));
+                if !h.sequence.is_empty() {
+                    let listed = sequence::format_list(&h.sequence);
+                    assert_eq!(sequence::parse_list(&listed).as_ref(), Ok(&h.sequence));
+                }
                 let _ = h.describe();
                 assert_eq!(file.find(&h.names[0]), Some(h));
             }
