@@ -1,26 +1,82 @@
-//! Command-line dispatch: `latchkey daemon|check|knock`, and the knockd/knock personalities.
+//! Command-line dispatch: `latchkey daemon|check|knock|keygen`, and the knockd/knock
+//! personalities.
 //!
-//! The binary answers to three names. Run as `knockd` it is `latchkey daemon`; run as `knock`
-//! it is `latchkey knock`; so a symlink lets existing scripts and init files keep working.
+//! Every command line is declared with argh (`#[derive(FromArgs)]` subcommand structs beside
+//! the code that uses them: `daemon_cli`, `fwknop::cli`, `client::args`, `client`). argh reads one option per word, so [`getopt`]
+//! first rewrites the getopt forms that knockd, knock and fwknop users type (`-vD`, `-ieth0`,
+//! `--config=FILE`, `-p1234`). It needs one fact per command, which options take a value: each
+//! command says so in its [`Getopt`] impl, and a unit test checks that against the argh
+//! declaration itself (`ArgsInfo`), so the two cannot drift apart. (Asking `ArgsInfo` at run
+//! time would work too, but it links every option's description twice: bytes the mips
+//! router build does not have.)
+//!
+//! The binary answers to four names. Run as `knockd` it is `latchkey daemon`; run as `knock`
+//! or `fwknopd` it is `latchkey knock` or `latchkey fwknopd`; so a symlink lets existing
+//! scripts and init files keep working.
+
+use argh::{CommandInfo, EarlyExit, FromArgs, SubCommand};
 
 /// Version string shown by `--version` and `-V`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[cfg(target_os = "linux")]
-const COMMANDS: &str = "  daemon   watch an interface for knocks and open doors (knockd's options)
-  check    parse a knockd config and print the doors as understood
-  knock    send a knock sequence to a host (knock's options, plus saved hosts)
+/// One subcommand: its name and one-line description come from its argh declaration
+/// (`#[argh(subcommand, name = ...)]` and the doc comment), `run` parses the rest of the line
+/// with its argh struct and runs it.
+struct Sub {
+    /// argh's `SubCommand::COMMAND` of the command's struct.
+    info: &'static CommandInfo,
+    /// Parses (printing help or the mistake) and runs; gets "latchkey NAME" and the words
+    /// after NAME.
+    run: fn(&str, &[&str]) -> i32,
+}
 
-  Run as 'knockd' or 'knock' (a symlink) it behaves as 'latchkey daemon' or 'latchkey knock'.";
+/// The subcommands, in the order `--help` lists them. The daemon's exist on Linux only, the
+/// client's with the `client` feature, fwknopd's with the `fwknopd` feature.
+///
+/// A table rather than argh's `#[argh(subcommand)] enum`: the enum's parser and its generated
+/// help cost about 5 KB on mips, where the daemon has 250,000 bytes in all.
+const SUBS: &[Sub] = &[
+    #[cfg(target_os = "linux")]
+    Sub {
+        info: <crate::daemon_cli::DaemonArgs as SubCommand>::COMMAND,
+        run: |prog, args| parse(prog, args).map_or_else(|c| c, |a| crate::daemon_cli::run(prog, a)),
+    },
+    #[cfg(all(target_os = "linux", feature = "fwknopd"))]
+    Sub {
+        info: <crate::fwknop::cli::FwknopdArgs as SubCommand>::COMMAND,
+        run: |prog, args| parse(prog, args).map_or_else(|c| c, crate::fwknop::cli::run),
+    },
+    #[cfg(target_os = "linux")]
+    Sub {
+        info: <crate::daemon_cli::CheckArgs as SubCommand>::COMMAND,
+        run: |prog, args| {
+            parse(prog, args).map_or_else(|c| c, |a| crate::daemon_cli::check(prog, a))
+        },
+    },
+    #[cfg(feature = "client")]
+    Sub {
+        info: <crate::client::args::KnockArgs as SubCommand>::COMMAND,
+        run: |prog, args| parse(prog, args).map_or_else(|c| c, |a| crate::client::run(prog, a)),
+    },
+    #[cfg(feature = "client")]
+    Sub {
+        info: <crate::client::KeygenArgs as SubCommand>::COMMAND,
+        run: |prog, args| parse(prog, args).map_or_else(|c| c, crate::client::keygen),
+    },
+];
 
-#[cfg(not(target_os = "linux"))]
-const COMMANDS: &str =
-    "  knock    send a knock sequence to a host (knock's options, plus saved hosts)
-
-  Run as 'knock' (a copy named knock.exe) it behaves as 'latchkey knock'.";
-
+/// `latchkey --help`: the subcommands as argh declares them.
 fn usage() -> String {
-    format!("usage: latchkey <command> [options]\n\ncommands:\n{COMMANDS}\n\n  latchkey --version | --help")
+    let mut s = String::from("Usage: latchkey [-V] <command> [--help | <options>]\n\n");
+    for sub in SUBS {
+        s.push_str("  ");
+        s.push_str(sub.info.name);
+        s.push_str(&"         "[sub.info.name.len().min(8)..]);
+        s.push_str(sub.info.description);
+        s.push('\n');
+    }
+    s.push_str("\nRun as knockd, knock or fwknopd (a symlink) it is that command.");
+    s
 }
 
 /// Runs the program for `args` (argv, including argv[0]) and returns the exit status.
@@ -29,24 +85,21 @@ pub fn run(args: &[String]) -> i32 {
     let name = argv0.rsplit(['/', '\\']).next().unwrap_or(argv0);
     let name = name.strip_suffix(".exe").unwrap_or(name);
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    match name {
-        #[cfg(feature = "client")]
-        "knock" => return crate::client::run("knock", &rest),
-        #[cfg(target_os = "linux")]
-        "knockd" => return crate::daemon_cli::run("knockd", &rest),
-        _ => {}
+    // The personalities: knock, knockd and fwknopd are the subcommand of the same name.
+    let by_name = |n: &str| SUBS.iter().find(|s| s.info.name == n);
+    let personality = match name {
+        "knockd" => by_name("daemon"),
+        "knock" | "fwknopd" => by_name(name),
+        _ => None,
+    };
+    if let Some(sub) = personality {
+        return (sub.run)(name, &rest);
     }
-    let Some((cmd, rest)) = rest.split_first() else {
+    let Some((&cmd, args)) = rest.split_first() else {
         eprintln!("{}", usage());
         return 2;
     };
-    match *cmd {
-        #[cfg(feature = "client")]
-        "knock" => crate::client::run("latchkey knock", rest),
-        #[cfg(target_os = "linux")]
-        "daemon" => crate::daemon_cli::run("latchkey daemon", rest),
-        #[cfg(target_os = "linux")]
-        "check" => crate::daemon_cli::check("latchkey check", rest),
+    match cmd {
         "-V" | "--version" | "version" => {
             println!("latchkey {VERSION}");
             0
@@ -55,9 +108,115 @@ pub fn run(args: &[String]) -> i32 {
             println!("{}", usage());
             0
         }
-        other => {
-            eprintln!("latchkey: unknown command '{other}'\n{}", usage());
-            2
-        }
+        _ => match by_name(cmd) {
+            Some(sub) => (sub.run)(&format!("latchkey {cmd}"), args),
+            None => {
+                eprintln!("latchkey: unknown command '{cmd}' (see latchkey --help)");
+                2
+            }
+        },
     }
 }
+
+/// A command line as [`getopt`] needs to know it: the options that take a value.
+pub trait Getopt: FromArgs {
+    /// Short letters of the options that take a value (getopt's optstring, without colons).
+    const SHORT_VALUED: &'static str;
+    /// Long names, without `--`, of the options that take a value.
+    const LONG_VALUED: &'static [&'static str];
+}
+
+/// Parses `args` (after the program or command name) into `T`, getopt forms first.
+///
+/// `--help` prints `T`'s help and gives `Err(0)`; a mistake prints one line,
+/// `PROG: what was wrong (see PROG --help)`, and gives `Err(2)`.
+pub fn parse<T: Getopt>(prog: &str, args: &[&str]) -> Result<T, i32> {
+    parse_quiet(prog, args).map_err(|exit| report(prog, exit))
+}
+
+/// [`parse`] without the printing: argh's early exit (help text, or what was wrong) as is.
+pub fn parse_quiet<T: Getopt>(prog: &str, args: &[&str]) -> Result<T, EarlyExit> {
+    let words = getopt(T::SHORT_VALUED, T::LONG_VALUED, args);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    // argh joins the command name's words with spaces: "latchkey knock" can stay one word.
+    T::from_args(&[prog], &words)
+}
+
+/// Prints an early exit: help on stdout (status 0), a mistake as one line (status 2).
+fn report(prog: &str, exit: EarlyExit) -> i32 {
+    if exit.status.is_ok() {
+        print!("{}", exit.output);
+        return 0;
+    }
+    eprintln!("{prog}: {} (see --help)", exit.output.trim_end());
+    2
+}
+
+/// `T`'s help text, as `--help` prints it.
+pub fn help<T: FromArgs>(prog: &str) -> String {
+    match T::from_args(&[prog], &["--help"]) {
+        Ok(_) => String::new(),
+        Err(exit) => exit.output.trim_end().to_string(),
+    }
+}
+
+/// Rewrites getopt forms into argh's one-option-per-word form; `short` and `long_names` are
+/// the command's options that take a value ([`Getopt`]):
+///
+/// - bundled flags `-vD` become `-v -D`; a letter that takes a value takes the rest of the word
+///   (`-ieth0`, `-p1234`, `-uvd200` = `-u -v -d 200`) or, at the end of the word, the next word;
+/// - `--name=value` becomes `--name value` for an option that takes a value (for a switch it is
+///   left alone, for argh to refuse);
+/// - `-h` (alone or in a bundle) or `--help` anywhere (not as a value, not after `--`) becomes
+///   the only word, so help wins over whatever else is on the line, as in getopt programs.
+///
+/// A value is never rewritten (`-d -5` keeps `-5` for argh to refuse), nor is anything after
+/// `--`. Unknown letters in a bundle are split out too, so argh names the one it does not know.
+pub fn getopt(short: &str, long_names: &[&str], args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len() + 2);
+    let mut it = args.iter();
+    while let Some(&arg) = it.next() {
+        if arg == "--" {
+            out.push(arg.to_string());
+            out.extend(it.map(|a| a.to_string()));
+            break;
+        }
+        if arg == "-h" || arg == "--help" {
+            return vec!["--help".to_string()];
+        } else if let Some(long) = arg.strip_prefix("--") {
+            let (name, value) = long.split_once('=').unwrap_or((long, ""));
+            let valued = long_names.contains(&name);
+            if valued && long.contains('=') {
+                out.push(arg[..2 + name.len()].to_string()); // `--name` of `--name=value`
+                out.push(value.to_string());
+            } else {
+                out.push(arg.to_string());
+                if valued {
+                    out.extend(it.next().map(|v| v.to_string()));
+                }
+            }
+        } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            for (pos, c) in shorts.char_indices() {
+                if c == 'h' {
+                    return vec!["--help".to_string()]; // `-vh`: help, as a bundled -h
+                }
+                out.push(['-', c].iter().collect());
+                if short.contains(c) {
+                    let rest = &shorts[pos + c.len_utf8()..];
+                    if rest.is_empty() {
+                        out.extend(it.next().map(|v| v.to_string()));
+                    } else {
+                        out.push(rest.to_string());
+                    }
+                    break;
+                }
+            }
+        } else {
+            out.push(arg.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

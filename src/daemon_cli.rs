@@ -3,151 +3,67 @@
 use crate::config::{self, Config, Door};
 use crate::daemon::{self, Settings};
 use crate::logging;
+use argh::{ArgsInfo, FromArgs};
 use log::LevelFilter;
 use std::path::{Path, PathBuf};
 
 /// Default config file, as knockd's.
 const DEFAULT_CONFIG: &str = "/etc/knockd.conf";
 
-const DAEMON_USAGE: &str = "usage: latchkey daemon [options]    (knockd's command line)
-
-Watch an interface for port-knock sequences and run the doors' commands.
-
-  -i, --interface IF   interface to listen on (default: the config's Interface, else eth0);
-                       give it more than once, or IF1,IF2, to listen on several
-  -c, --config FILE    config file (default /etc/knockd.conf)
-  -d, --daemon         run in the background (writes the PID file)
-  -D, --debug          print debugging messages
-  -v, --verbose        be verbose (knock lines on stderr)
-  -l, --lookup         accepted for knockd's sake; latchkey never blocks on DNS lookups
-  -4, --only-ip-v4     ignore IPv6 packets
-  -p, --pidfile FILE   PID file (default: the config's PidFile, /var/run/knockd.pid)
-  -g, --logfile FILE   log file (default: the config's LogFile)
-  -V, --version        print the version and exit
-  -h, --help           print this help";
-
-const CHECK_USAGE: &str = "usage: latchkey check [-c FILE]
-
-Parse a knockd config and print the doors as understood (exit 0), or every mistake as
-FILE:LINE: what was wrong and what was expected (exit 1).
-
-  -c, --config FILE    config file (default /etc/knockd.conf)";
-
-/// knockd's options, as given.
-#[derive(Debug, Default)]
-struct DaemonArgs {
-    interfaces: Vec<String>,
+/// watch an interface for knocks and open doors (knockd's options)
+#[derive(FromArgs, ArgsInfo, Debug, Default, PartialEq, Eq)]
+#[argh(subcommand, name = "daemon", help_triggers("-h", "--help"))]
+pub struct DaemonArgs {
+    /// interface to listen on (default: the config's Interface, else eth0); give it more
+    /// than once, or IF1,IF2, to listen on several
+    #[argh(option, short = 'i', arg_name = "if")]
+    interface: Vec<String>,
+    /// config file (default /etc/knockd.conf)
+    #[argh(option, short = 'c', arg_name = "file")]
     config: Option<PathBuf>,
+    /// run in the background (writes the PID file)
+    #[argh(switch, short = 'd')]
     daemon: bool,
+    /// print debugging messages
+    #[argh(switch, short = 'D')]
     debug: bool,
+    /// be verbose (knock lines on stderr)
+    #[argh(switch, short = 'v')]
     verbose: bool,
+    /// accepted; no DNS lookups are made
+    #[argh(switch, short = 'l')]
     lookup: bool,
+    /// ignore IPv6 packets
+    #[argh(switch, short = '4', long = "only-ip-v4")]
     only_ip_v4: bool,
+    /// PID file (default: the config's PidFile)
+    #[argh(option, short = 'p', arg_name = "file")]
     pidfile: Option<PathBuf>,
+    /// log file (default: the config's LogFile)
+    #[argh(option, short = 'g', arg_name = "file")]
     logfile: Option<PathBuf>,
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
     version: bool,
 }
 
-/// Parses knockd's options (hand-written: knockd users type getopt forms, and a derive
-/// crate cost more bytes than this on an 8 MiB-flash router). `Ok(None)` means `--help`.
-fn parse_daemon(args: &[&str]) -> Result<Option<DaemonArgs>, String> {
-    let args = getopt_forms(args);
-    let mut a = DaemonArgs::default();
-    let mut it = args.iter();
-    while let Some(opt) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("option {opt} needs a value"))
-        };
-        match opt.as_str() {
-            "-i" | "--interface" => {
-                for n in config::interface_list(&value()?).map_err(|e| format!("{opt}: {e}"))? {
-                    if !a.interfaces.contains(&n) {
-                        a.interfaces.push(n);
-                    }
-                }
-            }
-            "-c" | "--config" => a.config = Some(value()?.into()),
-            "-p" | "--pidfile" => a.pidfile = Some(value()?.into()),
-            "-g" | "--logfile" => a.logfile = Some(value()?.into()),
-            "-d" | "--daemon" => a.daemon = true,
-            "-D" | "--debug" => a.debug = true,
-            "-v" | "--verbose" => a.verbose = true,
-            "-l" | "--lookup" => a.lookup = true,
-            "-4" | "--only-ip-v4" => a.only_ip_v4 = true,
-            "-V" | "--version" => a.version = true,
-            "--help" => return Ok(None),
-            other => return Err(format!("unknown option '{other}'")),
-        }
-    }
-    Ok(Some(a))
+impl crate::cli::Getopt for DaemonArgs {
+    const SHORT_VALUED: &'static str = "icpg";
+    const LONG_VALUED: &'static [&'static str] = &["interface", "config", "pidfile", "logfile"];
 }
 
-/// Parses `check`'s options; `Ok(None)` means `--help`.
-fn parse_check(args: &[&str]) -> Result<Option<Option<PathBuf>>, String> {
-    let args = getopt_forms(args);
-    let mut config = None;
-    let mut it = args.iter();
-    while let Some(opt) = it.next() {
-        match opt.as_str() {
-            "-c" | "--config" => match it.next() {
-                Some(v) => config = Some(PathBuf::from(v)),
-                None => return Err(format!("option {opt} needs a value")),
-            },
-            "--help" => return Ok(None),
-            other => return Err(format!("unknown option '{other}'")),
-        }
-    }
-    Ok(Some(config))
+/// print a knockd config's doors as understood, or each mistake as FILE:LINE (exit 1)
+#[derive(FromArgs, ArgsInfo, Debug, PartialEq, Eq)]
+#[argh(subcommand, name = "check", help_triggers("-h", "--help"))]
+pub struct CheckArgs {
+    /// config file (default /etc/knockd.conf)
+    #[argh(option, short = 'c', arg_name = "file")]
+    config: Option<PathBuf>,
 }
 
-/// Prints usage for `--help` (exit 0) or an error and usage (exit 2).
-fn usage<T>(prog: &str, text: &str, parsed: Result<Option<T>, String>) -> Result<T, i32> {
-    match parsed {
-        Ok(Some(a)) => Ok(a),
-        Ok(None) => {
-            println!("{text}");
-            Err(0)
-        }
-        Err(e) => {
-            eprintln!("{prog}: {e}\n{text}");
-            Err(2)
-        }
-    }
-}
-
-/// Rewrites knockd's getopt forms into one option per argument: `--config=FILE`, `-ieth0`,
-/// `-vD`; and `-h` into `--help`.
-fn getopt_forms(args: &[&str]) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len());
-    for a in args {
-        if *a == "-h" {
-            out.push("--help".to_string());
-        } else if let Some((k, v)) = a.strip_prefix("--").and_then(|l| l.split_once('=')) {
-            out.push(format!("--{k}"));
-            out.push(v.to_string());
-        } else if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") {
-            let rest = &a[1..];
-            if rest.starts_with(['i', 'c', 'p', 'g']) {
-                out.push(format!("-{}", &rest[..1]));
-                out.push(rest[1..].to_string());
-            } else if rest.chars().all(|c| "dDvl4Vh".contains(c)) {
-                out.extend(rest.chars().map(|c| {
-                    if c == 'h' {
-                        "--help".to_string()
-                    } else {
-                        format!("-{c}")
-                    }
-                }));
-            } else {
-                out.push(a.to_string());
-            }
-        } else {
-            out.push(a.to_string());
-        }
-    }
-    out
+impl crate::cli::Getopt for CheckArgs {
+    const SHORT_VALUED: &'static str = "c";
+    const LONG_VALUED: &'static [&'static str] = &["config"];
 }
 
 fn load(path: &Path, prog: &str) -> Result<Config, i32> {
@@ -161,12 +77,8 @@ fn load(path: &Path, prog: &str) -> Result<Config, i32> {
 }
 
 /// Runs `latchkey check`.
-pub fn check(prog: &str, args: &[&str]) -> i32 {
-    let config = match usage(prog, CHECK_USAGE, parse_check(args)) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let path = config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+pub fn check(prog: &str, a: CheckArgs) -> i32 {
+    let path = a.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
     match load(&path, prog) {
         Ok(cfg) => {
             print!("{}", describe(&cfg));
@@ -204,6 +116,52 @@ pub fn describe(cfg: &Config) -> String {
     );
     for d in cfg.doors.iter() {
         s.push_str(&describe_door(d));
+    }
+    for d in cfg.spa.iter() {
+        s.push_str(&describe_spa_door(d));
+    }
+    s
+}
+
+/// An SPA door as understood (never its keys).
+pub fn describe_spa_door(d: &crate::spa::door::Door) -> String {
+    use crate::spa::door::Action;
+    let list = |v: &[crate::spa::Access]| {
+        v.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let nets = |v: &[crate::spa::door::Net]| {
+        v.iter()
+            .map(|n| format!("{}/{}", n.addr, n.prefix))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let r = &d.rules;
+    let mut s = format!(
+        "[{}] (SPA)\n  udp port         {}\n  keys             {} byte key, {} byte HMAC-SHA256 key\n  source           {}\n  open ports       {}\n  restricted ports {}\n  require address  {}\n  require user     {}\n  access time      {} s (client may ask up to {} s)\n  max packet age   {}\n",
+        d.name,
+        d.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+        d.keys.enc.len(),
+        d.keys.hmac.len(),
+        nets(&d.source),
+        r.open_ports.as_deref().map_or("(any not restricted)".into(), list),
+        if r.restrict_ports.is_empty() { "(none)".into() } else { list(&r.restrict_ports) },
+        if r.require_source { "yes" } else { "no (0.0.0.0 opens for the sender)" },
+        r.require_user.as_deref().unwrap_or("(any)"),
+        r.timeout,
+        r.max_timeout,
+        r.max_age.map_or("(aging off)".into(), |a| format!("{a} s")),
+    );
+    match &d.action {
+        Action::Firewall => {
+            s.push_str("  action           latchkey's iptables/ip6tables ACCEPT rule\n")
+        }
+        Action::Commands { open, close, .. } => s.push_str(&format!(
+            "  start_command    {open}\n  stop_command     {}\n",
+            close.as_deref().unwrap_or("(none)")
+        )),
     }
     s
 }
@@ -243,12 +201,21 @@ fn describe_door(d: &Door) -> String {
     s
 }
 
+/// The interfaces of every `-i` (each may be a comma-separated list), in order, once each.
+fn interfaces(given: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in given {
+        for n in config::interface_list(v)? {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Runs `latchkey daemon` (or `knockd`).
-pub fn run(prog: &str, args: &[&str]) -> i32 {
-    let a = match usage(prog, DAEMON_USAGE, parse_daemon(args)) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+pub fn run(prog: &str, a: DaemonArgs) -> i32 {
     if a.version {
         println!(
             "latchkey {} (knockd-compatible daemon)",
@@ -256,6 +223,13 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
         );
         return 0;
     }
+    let interfaces = match interfaces(&a.interface) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{prog}: -i: {e}");
+            return 2;
+        }
+    };
     let level = if a.debug {
         LevelFilter::Debug
     } else if a.verbose {
@@ -298,9 +272,10 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
         }
     }
     let settings = Settings {
-        interfaces: a.interfaces,
+        interfaces,
         ipv4_only: a.only_ip_v4,
         log_file: a.logfile,
+        fwknop: None,
     };
     let code = daemon::run(cfg, settings);
     logging::flush();
@@ -311,7 +286,7 @@ pub fn run(prog: &str, args: &[&str]) -> i32 {
 }
 
 /// Detaches from the terminal: fork, new session, cwd /, standard streams to /dev/null.
-fn daemonize() -> std::io::Result<()> {
+pub(crate) fn daemonize() -> std::io::Result<()> {
     // SAFETY: the process is single-threaded here; the parent exits at once without running
     // destructors, the child continues with its own copy of everything.
     unsafe {

@@ -11,11 +11,14 @@ pub mod capture;
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod clock;
 pub mod config;
 #[cfg(target_os = "linux")]
 pub mod daemon;
 #[cfg(target_os = "linux")]
 pub mod daemon_cli;
+#[cfg(feature = "fwknopd")]
+pub mod fwknop;
 pub mod grant;
 #[cfg(target_os = "linux")]
 pub mod iface;
@@ -24,6 +27,7 @@ pub mod logging;
 pub mod packet;
 #[cfg(target_os = "linux")]
 pub mod runner;
+pub mod spa;
 #[cfg(target_os = "linux")]
 pub mod state;
 pub mod tracker;

@@ -18,6 +18,7 @@
 //!   (commands, signals, errors) are not limited: they are bounded by the commands the daemon
 //!   runs.
 
+use crate::clock::millis;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -91,9 +92,9 @@ impl Limiter {
     /// Takes a token for one knock line, if there is one.
     pub fn check(&mut self, now: Instant) -> Verdict {
         let at = *self.at.get_or_insert(now);
-        let earned = now.saturating_duration_since(at).as_millis() / REFILL.as_millis();
+        let earned = millis(now.saturating_duration_since(at)) / millis(REFILL);
         if earned > 0 {
-            let earned = earned.min(BURST as u128) as u32;
+            let earned = earned.min(BURST as u64) as u32;
             self.tokens = (self.tokens + earned).min(BURST);
             self.at = Some(if self.tokens == BURST {
                 now

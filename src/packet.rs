@@ -58,43 +58,8 @@ const MAX_TAGS: usize = 1;
 
 /// Parses the bytes of a cooked capture (`bytes` starts at the network header) whose link
 /// layer said `ethertype`.
-pub fn parse(mut ethertype: u16, mut bytes: &[u8]) -> Result<Knock, Dropped> {
-    for _ in 0..MAX_TAGS {
-        if ethertype != ethertype::VLAN && ethertype != ethertype::QINQ {
-            break;
-        }
-        // A tag left in place: 2 bytes TCI, 2 bytes inner ethertype, then the payload.
-        let Some(tag) = bytes.get(..4) else {
-            return Err(Dropped::Malformed);
-        };
-        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
-        bytes = &bytes[4..];
-    }
-    // Only the headers a knock needs are parsed (IP, IPv6 extensions, TCP or UDP): smaller
-    // code than etherparse's whole-packet slicer, and nothing past the transport header.
-    let (src, dst, proto, rest) = match ethertype {
-        ethertype::IPV4 => {
-            let ip = Ipv4HeaderSlice::from_slice(bytes).map_err(|_| Dropped::Malformed)?;
-            if ip.fragments_offset().value() != 0 {
-                return Err(Dropped::NotTransport); // a later fragment: no ports in it
-            }
-            let rest = &bytes[ip.slice().len()..];
-            let (src, dst) = (ip.source_addr().into(), ip.destination_addr().into());
-            (src, dst, ip.protocol(), rest)
-        }
-        ethertype::IPV6 => {
-            let ip = Ipv6HeaderSlice::from_slice(bytes).map_err(|_| Dropped::Malformed)?;
-            let after = &bytes[ip.slice().len()..];
-            let (exts, proto, rest) = Ipv6ExtensionsSlice::from_slice(ip.next_header(), after)
-                .map_err(|_| Dropped::Malformed)?;
-            if exts.is_fragmenting_payload() {
-                return Err(Dropped::NotTransport);
-            }
-            let (src, dst) = (ip.source_addr().into(), ip.destination_addr().into());
-            (src, dst, proto, rest)
-        }
-        _ => return Err(Dropped::NotIp),
-    };
+pub fn parse(ethertype: u16, bytes: &[u8]) -> Result<Knock, Dropped> {
+    let (src, dst, proto, rest) = transport(ethertype, bytes)?;
     let (proto, port, flags) = match proto {
         ip_number::TCP => {
             let tcp = TcpHeaderSlice::from_slice(rest).map_err(|_| Dropped::Malformed)?;
@@ -117,6 +82,63 @@ pub fn parse(mut ethertype: u16, mut bytes: &[u8]) -> Result<Knock, Dropped> {
         port,
         flags,
     })
+}
+
+/// The addresses, transport protocol number and transport bytes of an IP packet (after at
+/// most one VLAN tag the kernel left in place).
+fn transport(
+    mut ethertype: u16,
+    mut bytes: &[u8],
+) -> Result<(IpAddr, IpAddr, IpNumber, &[u8]), Dropped> {
+    for _ in 0..MAX_TAGS {
+        if ethertype != ethertype::VLAN && ethertype != ethertype::QINQ {
+            break;
+        }
+        // A tag left in place: 2 bytes TCI, 2 bytes inner ethertype, then the payload.
+        let Some(tag) = bytes.get(..4) else {
+            return Err(Dropped::Malformed);
+        };
+        ethertype = u16::from_be_bytes([tag[2], tag[3]]);
+        bytes = &bytes[4..];
+    }
+    // Only the headers a knock needs are parsed (IP, IPv6 extensions, TCP or UDP): smaller
+    // code than etherparse's whole-packet slicer, and nothing past the transport header.
+    match ethertype {
+        ethertype::IPV4 => {
+            let ip = Ipv4HeaderSlice::from_slice(bytes).map_err(|_| Dropped::Malformed)?;
+            if ip.fragments_offset().value() != 0 {
+                return Err(Dropped::NotTransport); // a later fragment: no ports in it
+            }
+            let rest = &bytes[ip.slice().len()..];
+            let (src, dst) = (ip.source_addr().into(), ip.destination_addr().into());
+            Ok((src, dst, ip.protocol(), rest))
+        }
+        ethertype::IPV6 => {
+            let ip = Ipv6HeaderSlice::from_slice(bytes).map_err(|_| Dropped::Malformed)?;
+            let after = &bytes[ip.slice().len()..];
+            let (exts, proto, rest) = Ipv6ExtensionsSlice::from_slice(ip.next_header(), after)
+                .map_err(|_| Dropped::Malformed)?;
+            if exts.is_fragmenting_payload() {
+                return Err(Dropped::NotTransport);
+            }
+            let (src, dst) = (ip.source_addr().into(), ip.destination_addr().into());
+            Ok((src, dst, proto, rest))
+        }
+        _ => Err(Dropped::NotIp),
+    }
+}
+
+/// The payload of a UDP datagram (bounded by the UDP length field, so link padding is not
+/// part of it), or `None` when the packet is not a whole UDP datagram. Used for SPA
+/// packets, which carry their message in the payload.
+pub fn udp_payload(ethertype: u16, bytes: &[u8]) -> Option<&[u8]> {
+    let (_, _, proto, rest) = transport(ethertype, bytes).ok()?;
+    if proto != ip_number::UDP {
+        return None;
+    }
+    let udp = UdpHeaderSlice::from_slice(rest).ok()?;
+    let end = usize::from(udp.length()).clamp(8, rest.len());
+    rest.get(8..end)
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ pub fn save(path: &Path, grants: &Grants, now: Instant) -> std::io::Result<()> {
         let stop = expand(stop, g.src).replace(['\n', '\t'], " ");
         text.push_str(&format!(
             "{boot} {} {}\t{}\t{stop}\n",
-            deadline.as_millis(),
+            crate::clock::millis(deadline),
             g.door.name,
             g.src
         ));

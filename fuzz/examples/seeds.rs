@@ -468,5 +468,67 @@ fn main() {
         write(dir, "hosts", &format!("bad-{i}"), text.as_bytes());
         n += 1;
     }
+    n += spa_seeds(dir);
     println!("{n} seeds written to {}", dir.display());
+}
+
+/// SPA seeds: a valid packet for the fuzz door (mode 0), its plaintext to be sealed (mode 1),
+/// and the real fwknop client's packets from tests/spa/vectors.txt (mode 0).
+fn spa_seeds(dir: &Path) -> usize {
+    use latchkey::config::Proto;
+    use latchkey::spa::{wire, Access, Keys, Message};
+    let cfg = latchkey::config::parse(Path::new("spa.conf"), latchkey_fuzz::SPA_DOOR).unwrap();
+    let keys: &Keys = &cfg.spa[0].keys;
+    let mut m = Message {
+        timestamp: latchkey_fuzz::SPA_NOW,
+        allow: [198, 18, 0, 9].into(),
+        client_timeout: 30,
+        ..Message::default()
+    };
+    m.user.push_str("alice").unwrap();
+    m.access
+        .push(Access {
+            proto: Proto::Tcp,
+            port: 22,
+        })
+        .unwrap();
+    let mut n = 0;
+    let valid = wire::encode(&m, keys, [7; 8]);
+    let mut seed = vec![0u8];
+    seed.extend_from_slice(valid.as_bytes());
+    assert!(
+        latchkey_fuzz::spa(&seed),
+        "the valid SPA seed must open the door"
+    );
+    write(dir, "spa", "valid", &seed);
+    let plain = format!(
+        "1234567890123456:YWxpY2U:{}:3.0.0:1:MTk4LjE4LjAuOSx0Y3AvMjI",
+        latchkey_fuzz::SPA_NOW
+    );
+    let digest = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(plain.as_bytes());
+        wire::encode_key(&d).trim_end_matches('=').to_string()
+    };
+    let mut seed = vec![1u8];
+    seed.extend_from_slice(format!("{plain}:{digest}").as_bytes());
+    assert!(
+        latchkey_fuzz::spa(&seed),
+        "the sealed plaintext seed must open the door"
+    );
+    write(dir, "spa", "plaintext", &seed);
+    n += 2;
+    let vectors = include_str!("../../tests/spa/vectors.txt");
+    for (i, line) in vectors
+        .lines()
+        .filter(|l| l.starts_with("payload "))
+        .enumerate()
+    {
+        let mut seed = vec![0u8];
+        seed.extend_from_slice(line["payload ".len()..].as_bytes());
+        latchkey_fuzz::spa(&seed);
+        write(dir, "spa", &format!("fwknop-{i}"), &seed);
+        n += 1;
+    }
+    n
 }

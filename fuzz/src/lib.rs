@@ -287,7 +287,6 @@ pub fn packet_path(data: &[u8]) -> Vec<(usize, IpAddr)> {
     shadow.opened
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // The knockd config target.
 // ---------------------------------------------------------------------------------------------
@@ -452,4 +451,72 @@ pub fn saved_hosts(data: &[u8]) {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SPA: the decoder and the whole per-packet decision.
+// ---------------------------------------------------------------------------------------------
+
+/// The SPA door the `spa` target serves (and the seeds are made for).
+pub const SPA_DOOR: &str = "[spa]\nSPA_Port = 62201\n\
+    Key_Base64 = W71GMIGS9Fvy0fWjHOUmThOiYm8VRsnfi7ctLoZnCBI=\nHMAC_Key = fuzz-hmac-key\n\
+    Open_Ports = tcp/22, udp/53\nMax_Timeout = 60\nRequire_Source_Address = no\n\
+    Start_Command = open %IP% %PROTO% %PORT% %TIMEOUT%\n";
+/// "now" for the `spa` target.
+pub const SPA_NOW: i64 = 1_800_000_000;
+
+/// Input: the first byte picks the mode. Even: the rest is a UDP payload as received. Odd:
+/// the rest is a plaintext, sealed with the door's keys first (so the fuzzer reaches the
+/// field parser behind the HMAC and the decryption). Either way it goes through
+/// `spa::receive` twice: the second time must be a replay or a refusal, never a grant; a
+/// grant must keep every invariant of the door. Returns whether the first pass opened.
+pub fn spa(data: &[u8]) -> bool {
+    use latchkey::spa::{self, replay::Cache, wire, Refusal, Wire};
+    let Some((&mode, rest)) = data.split_first() else {
+        return false;
+    };
+    let cfg = config::parse(Path::new("spa.conf"), SPA_DOOR).expect("the fuzz door parses");
+    let door = &cfg.spa[0];
+    let sealed;
+    let payload = if mode & 1 == 1 {
+        sealed = wire::seal(rest, &door.keys, [mode; 8]);
+        sealed.as_bytes()
+    } else {
+        rest
+    };
+    let w = Wire {
+        src: IpAddr::from([192, 0, 2, 2]),
+        dst: IpAddr::from([192, 0, 2, 1]),
+        port: 62201,
+    };
+    let mut cache = Cache::new(4);
+    let doors = cfg.spa.iter().map(|d| &**d);
+    let first = spa::receive(doors, payload, w, SPA_NOW, &mut cache);
+    if let Ok(a) = &first {
+        let g = &a.grant;
+        let open = door
+            .rules
+            .open_ports
+            .as_ref()
+            .expect("the door lists ports");
+        assert!(g.access.iter().all(|x| open.contains(x)), "{g:?}");
+        assert!(g.timeout >= 1 && g.timeout <= 60, "{g:?}");
+        assert!((a.msg.timestamp - SPA_NOW).abs() <= 120, "{:?}", a.msg);
+        assert!(!g.access.is_empty());
+        let cmds = a.door.commands(g, w.src, w.dst, a.msg.timestamp);
+        assert_eq!(cmds.len(), g.access.len());
+        assert!(cmds.iter().all(|(o, _)| !o.contains('%')), "{cmds:?}");
+    }
+    let doors = cfg.spa.iter().map(|d| &**d);
+    match spa::receive(doors, payload, w, SPA_NOW, &mut cache) {
+        Ok(a) => panic!("accepted twice: {a:?}"),
+        Err((_, e)) if first.is_ok() => assert_eq!(e, Refusal::Replay),
+        Err(_) => {}
+    }
+    // The parts on their own: never panic.
+    if let Ok(pk) = wire::Packet::parse(payload) {
+        let _ = pk.decrypt(&door.keys.enc);
+        let _ = pk.replay_key();
+    }
+    first.is_ok()
 }

@@ -26,6 +26,7 @@
 //! [`tracker::watches`]: crate::tracker::watches
 
 use crate::config::{Door, Proto, TcpFlags};
+use crate::spa;
 use crate::tracker::Rules;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -86,6 +87,9 @@ pub struct Class {
     pub tcp: Vec<(TcpFlags, Vec<(u16, u16)>)>,
     /// UDP: inclusive port ranges (sorted, merged).
     pub udp: Vec<(u16, u16)>,
+    /// UDP ports of SPA doors (sorted): only datagrams that can be SPA pass (payload length
+    /// and first byte checked in the kernel).
+    pub spa: Vec<u16>,
 }
 
 /// Everything a filter is generated from: one [`Class`] per set of doors that a destination
@@ -157,6 +161,49 @@ pub fn spec(doors: &[Rc<Door>], rules: &Rules, local: &[IpAddr], ipv6: bool) -> 
         })
         .collect();
     Spec { classes }
+}
+
+/// Adds the SPA doors' UDP `ports` (sorted) to the classes of the interface's own addresses
+/// (an SPA packet is aimed at the host itself), with a class of their own for the local
+/// addresses no knock door is aimed at.
+pub fn add_spa(spec: &mut Spec, ports: &[u16], local: &[IpAddr], ipv6: bool) {
+    if ports.is_empty() {
+        return;
+    }
+    let mut rest: Vec<IpAddr> = local
+        .iter()
+        .copied()
+        .filter(|a| ipv6 || a.is_ipv4())
+        .collect();
+    let mut out = Vec::with_capacity(spec.classes.len() + 1);
+    for mut c in spec.classes.drain(..) {
+        let (mine, others): (Vec<IpAddr>, Vec<IpAddr>) =
+            c.addrs.iter().partition(|a| local.contains(a));
+        if mine.is_empty() {
+            out.push(c);
+            continue;
+        }
+        rest.retain(|a| !mine.contains(a));
+        if !others.is_empty() {
+            out.push(Class {
+                addrs: others,
+                ..c.clone()
+            });
+        }
+        c.addrs = mine;
+        c.spa = ports.to_vec();
+        out.push(c);
+    }
+    rest.sort_unstable();
+    rest.dedup();
+    if !rest.is_empty() {
+        out.push(Class {
+            addrs: rest,
+            spa: ports.to_vec(),
+            ..Class::default()
+        });
+    }
+    spec.classes = out;
 }
 
 fn merge(r: &mut Vec<(u16, u16)>) {
@@ -462,6 +509,34 @@ fn assemble(spec: &Spec, ipv6: bool, depth: Depth) -> Option<Vec<Insn>> {
         a.op(LD_H_IND, 2);
         for &r in &class.udp {
             a.in_range(r, None);
+        }
+        if !class.spa.is_empty() {
+            let spa = a.label();
+            for &p in &class.spa {
+                a.jump_if(JEQ, p as u32, spa);
+            }
+            a.op(RET, 0);
+            // An SPA datagram: UDP length within fwknop's payload bounds, and a first payload
+            // byte an SPA packet can start with (see spa::wire::looks_like_spa).
+            a.here(spa);
+            a.op(LD_H_IND, 4);
+            a.code.push(Insn {
+                code: JGE,
+                jt: 0,
+                jf: 1,
+                k: 8 + spa::wire::MIN_PAYLOAD as u32,
+            });
+            a.code.push(Insn {
+                code: JGT,
+                jt: 0,
+                jf: 1,
+                k: 8 + spa::wire::MAX_PAYLOAD as u32,
+            });
+            a.op(RET, 0);
+            a.op(LD_B_IND, 8);
+            for b in [b'8', b'9', b'+', b'/', b'U'] {
+                a.accept_if(b as u32);
+            }
         }
         a.op(RET, 0);
     }

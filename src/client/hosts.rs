@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use super::resolve::Family;
 use super::sequence::{self, Knock};
+use super::spa;
 
 /// One `Host` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +41,9 @@ pub struct SavedHost {
     pub family: Option<Family>,
     /// Port to probe after knocking, if set.
     pub check: Option<u16>,
+    /// fwknop SPA settings (`ACCESS`, `KEY_BASE64`, ...); a host with keys is sent an SPA
+    /// packet instead of a sequence.
+    pub spa: spa::Settings,
     /// Line of the `Host` keyword, for messages.
     pub line: usize,
 }
@@ -47,12 +51,29 @@ pub struct SavedHost {
 impl SavedHost {
     /// One line for `--list -v`.
     pub fn describe(&self) -> String {
-        let mut s = format!(
-            "{}  {}  {}",
-            self.names.join(" "),
-            self.hostname,
+        let what = if self.spa.has_key() {
+            // Never the keys: --list output ends up in terminals and bug reports.
+            let sp = &self.spa;
+            let mut w = format!("spa {}", sp.access.as_deref().unwrap_or("(no ACCESS)"));
+            if let Some(ip) = sp.allow {
+                let ip = if ip.is_unspecified() {
+                    "source".to_string()
+                } else {
+                    ip.to_string()
+                };
+                let _ = write!(w, " allow {ip}");
+            }
+            if let Some(p) = sp.port {
+                let _ = write!(w, " port {p}");
+            }
+            if let Some(t) = sp.timeout {
+                let _ = write!(w, " timeout {t}s");
+            }
+            w
+        } else {
             sequence::format_list(&self.sequence)
-        );
+        };
+        let mut s = format!("{}  {}  {what}", self.names.join(" "), self.hostname);
         if let Some(d) = self.delay_ms {
             let _ = write!(s, "  delay {d}ms");
         }
@@ -179,26 +200,42 @@ struct Draft {
     delay_ms: Option<(u32, usize)>,
     family: Option<(Family, usize)>,
     check: Option<(u16, usize)>,
+    spa: spa::Settings,
+    /// fwknop variables set so far, upper-case, with their lines.
+    spa_vars: Vec<(String, usize)>,
 }
 
 impl Draft {
     fn finish(self, file: &str) -> Result<SavedHost, String> {
-        let Some((sequence, _)) = self.sequence else {
-            return Err(format!(
-                "{file}:{}: host '{}' has no Sequence",
-                self.line, self.names[0]
-            ));
+        let sequence = match (self.sequence, self.spa.has_key()) {
+            (Some((seq, _)), false) => seq,
+            (None, true) => Vec::new(),
+            (Some((_, line)), true) => {
+                return Err(format!(
+                    "{file}:{line}: host '{}' has both a Sequence and SPA keys; \
+                     expected one or the other",
+                    self.names[0]
+                ))
+            }
+            (None, false) => {
+                return Err(format!(
+                    "{file}:{}: host '{}' has no Sequence (or SPA keys)",
+                    self.line, self.names[0]
+                ))
+            }
         };
         Ok(SavedHost {
             hostname: self
                 .hostname
                 .map(|(h, _)| h)
+                .or_else(|| self.spa.server.clone())
                 .unwrap_or_else(|| self.names[0].clone()),
             names: self.names,
             sequence,
             delay_ms: self.delay_ms.map(|(d, _)| d),
             family: self.family.map(|(f, _)| f),
             check: self.check.map(|(c, _)| c),
+            spa: self.spa,
             line: self.line,
         })
     }
@@ -220,6 +257,27 @@ fn set_once<T>(
     Ok(())
 }
 
+/// Takes an fwknop variable (`ACCESS tcp/22`, `KEY_BASE64 ...`) into the block, once.
+fn spa_var(d: &mut Draft, key: &str, value: &str, line: usize) -> Result<(), String> {
+    // KEY and KEY_BASE64 are one setting written two ways: the second is a repeat too.
+    let upper = key.to_ascii_uppercase();
+    let upper = upper.strip_suffix("_BASE64").unwrap_or(&upper).to_string();
+    if let Some((_, first)) = d.spa_vars.iter().find(|(k, _)| *k == upper) {
+        return Err(format!(
+            "{key} given twice in this Host block (first at line {first})"
+        ));
+    }
+    if !d.spa.set(key, value)? {
+        return Err(format!(
+            "unknown keyword '{key}' (expected Host, HostName, Sequence, Delay, Family, Check, \
+             or fwknop's ACCESS, ALLOW_IP, FW_TIMEOUT, SPA_SERVER_PORT, KEY_BASE64, \
+             HMAC_KEY_BASE64, KEY, HMAC_KEY, SPOOF_USER)"
+        ));
+    }
+    d.spa_vars.push((upper, line));
+    Ok(())
+}
+
 /// Parses the text of a saved-hosts file; `file` is used in messages only.
 pub fn parse(file: &str, text: &str) -> Result<Vec<SavedHost>, String> {
     let mut hosts: Vec<SavedHost> = Vec::new();
@@ -236,6 +294,8 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<SavedHost>, String> {
             .find(|c: char| c.is_whitespace() || c == '=')
             .unwrap_or(content.len());
         let (key, rest) = content.split_at(key_end);
+        // fwknop --key-gen (and latchkey keygen) print `KEY_BASE64: ...`: paste as is.
+        let key = key.strip_suffix(':').unwrap_or(key);
         let rest = rest.trim_start();
         let value = rest.strip_prefix('=').unwrap_or(rest).trim();
         if value.is_empty() {
@@ -288,9 +348,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<SavedHost>, String> {
             }
             "check" => sequence::parse_port_number(value, "Check port")
                 .and_then(|p| set_once(&mut d.check, p, line, "Check")),
-            _ => Err(format!(
-                "unknown keyword '{key}' (expected Host, HostName, Sequence, Delay, Family or Check)"
-            )),
+            _ => spa_var(d, key, value, line),
         };
         result.map_err(at)?;
     }
@@ -397,6 +455,26 @@ host office
             ("Host *.lan\n", "k.conf:1: host name '*.lan': patterns"),
             ("Host\n", "k.conf:1: Host needs a value"),
             ("Host a a\n", "k.conf:1: host 'a' is listed twice"),
+            (
+                "Host a\n  Sequence 1\n  KEY k\n  HMAC_KEY h\n",
+                "k.conf:2: host 'a' has both a Sequence and SPA keys",
+            ),
+            (
+                "Host a\n  KEY k\n  key_base64 a2V5\n",
+                "k.conf:3: key_base64 given twice",
+            ),
+            (
+                "Host a\n  ACCESS tcp/99999\n",
+                "k.conf:2: bad access 'tcp/99999'",
+            ),
+            (
+                "Host a\n  USE_GPG yes\n",
+                "k.conf:2: USE_GPG yes: latchkey sends",
+            ),
+            (
+                "Host a\n  VERBOSE Y\n",
+                "k.conf:2: unknown keyword 'VERBOSE'",
+            ),
         ];
         for (text, want) in cases {
             let e = err(text);
@@ -411,6 +489,20 @@ host office
     fn empty_and_comment_only_files_have_no_hosts() {
         assert_eq!(parse("k.conf", ""), Ok(vec![]));
         assert_eq!(parse("k.conf", "# nothing\n\n   \n"), Ok(vec![]));
+    }
+
+    #[test]
+    fn spa_hosts() {
+        let text = "Host router\n  SPA_SERVER 192.0.2.1\n  ACCESS tcp/22\n  ALLOW_IP source\n  \
+                    KEY_BASE64: a2V5\n  HMAC_KEY_BASE64: aG1hYw\n  SPA_SERVER_PORT 40001\n";
+        let h = &parse("k.conf", text).unwrap()[0];
+        assert_eq!(h.hostname, "192.0.2.1", "SPA_SERVER stands in for HostName");
+        assert!(h.sequence.is_empty() && h.spa.has_key());
+        // --list -v never shows the keys.
+        assert_eq!(
+            h.describe(),
+            "router  192.0.2.1  spa tcp/22 allow source port 40001"
+        );
     }
 
     #[test]

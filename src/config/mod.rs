@@ -7,6 +7,7 @@
 
 mod onetime;
 mod parse;
+mod spa;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -234,6 +235,11 @@ pub struct Options {
     /// `CommandTimeout`: how long a start or stop command may run before it is killed (with
     /// its whole process group) and counted as failed.
     pub command_timeout: Duration,
+    /// `SpaReplayFile`: where the SPA replay cache is kept across restarts (default: beside
+    /// the state file).
+    pub spa_replay_file: Option<PathBuf>,
+    /// `SpaReplayEntries`: capacity of the SPA replay cache.
+    pub spa_replay_entries: usize,
 }
 
 impl Default for Options {
@@ -253,6 +259,8 @@ impl Default for Options {
             max_grants: 256,
             max_children: 8,
             command_timeout: Duration::from_secs(30),
+            spa_replay_file: None,
+            spa_replay_entries: 1024,
         }
     }
 }
@@ -266,6 +274,8 @@ pub struct Config {
     pub options: Options,
     /// Every door, in file order (shared: the packet loop holds it without copying).
     pub doors: Rc<[Rc<Door>]>,
+    /// SPA doors (sections with `SPA_Port`), or fwknopd's access.conf stanzas, in order.
+    pub spa: Rc<[Rc<crate::spa::door::Door>]>,
 }
 
 /// A configuration mistake, located.

@@ -4,7 +4,9 @@
 //! The parser never stops at the first mistake: it reports every one it finds, each with
 //! the file, the line and what was expected, so one `latchkey check` run fixes them all.
 
-use super::{flag, onetime, Config, ConfigError, Door, Options, Proto, Sequence, Step, TcpFlags};
+use super::{
+    flag, onetime, spa, Config, ConfigError, Door, Options, Proto, Sequence, Step, TcpFlags,
+};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -25,6 +27,10 @@ struct DoorDraft {
     line: usize,
     door: Door,
     has_sequence: bool,
+    /// Set by the first SPA key: the section is an SPA door.
+    spa: Option<spa::Draft>,
+    /// `Cmd_Timeout` was given (an SPA door's default differs from knockd's).
+    cmd_timeout_set: bool,
     /// Another door already has this name (reported at the header); it is not kept.
     duplicate: bool,
 }
@@ -34,6 +40,7 @@ struct Parser<'a> {
     errors: Vec<ConfigError>,
     options: Options,
     doors: Vec<Rc<Door>>,
+    spa_doors: Vec<Rc<crate::spa::door::Door>>,
     /// Every door section's name and header line so far: a name must be unique, since the
     /// log, the grants and the state file tell doors apart by it.
     names: Vec<(String, usize)>,
@@ -48,7 +55,29 @@ impl Parser<'_> {
         });
     }
 
-    fn finish_door(&mut self, draft: Box<DoorDraft>) {
+    fn finish_door(&mut self, mut draft: Box<DoorDraft>) {
+        if let Some(mut sd) = draft.spa.take() {
+            let d = &draft.door;
+            if draft.cmd_timeout_set {
+                sd.timeout(d.cmd_timeout.as_secs().min(u64::from(u32::MAX)) as u32);
+            }
+            let result = if draft.has_sequence {
+                Err("has both a Sequence and SPA keys; expected one or the other")
+            } else if d.start6.is_some() || d.stop6.is_some() {
+                Err(
+                    "Start_Command_6/Stop_Command_6 are not used by SPA doors; one \
+                     Start_Command with %IP% serves both families",
+                )
+            } else {
+                sd.finish(&d.name, d.start.as_deref(), d.stop.as_deref())
+            };
+            match result {
+                Ok(door) if !draft.duplicate => self.spa_doors.push(Rc::new(door)),
+                Ok(_) => {}
+                Err(e) => self.error(draft.line, format!("SPA door [{}]: {e}", d.name)),
+            }
+            return;
+        }
         if !draft.has_sequence {
             self.error(
                 draft.line,
@@ -93,12 +122,14 @@ impl Parser<'_> {
             "maxattempts" => parse_count(value, 16, 1 << 20).map(|v| o.max_attempts = v),
             "maxgrants" => parse_count(value, 1, 1 << 16).map(|v| o.max_grants = v),
             "maxchildren" => parse_count(value, 1, 1024).map(|v| o.max_children = v),
+            "spareplayfile" => non_empty(value).map(|v| o.spa_replay_file = Some(PathBuf::from(v))),
+            "spareplayentries" => parse_count(value, 16, 1 << 20).map(|v| o.spa_replay_entries = v),
             "commandtimeout" => parse_count(value, 1, 86_400).map(|s| o.command_timeout = secs(s)),
             _ => Err(format!(
                 "unknown option '{key}' in [options]; expected one of UseSyslog, LogFile, \
                  PidFile, Interface (knockd's) or SweepGuard, SweepWindow, TolerateRepeats, \
                  ExtendGrants, CloseOnExit, StateFile, MaxAttempts, MaxGrants, MaxChildren, \
-                 CommandTimeout"
+                 CommandTimeout, SpaReplayFile, SpaReplayEntries"
             )),
         };
         if let Err(e) = result {
@@ -107,8 +138,22 @@ impl Parser<'_> {
     }
 
     fn door_key(&mut self, n: usize, draft: &mut DoorDraft, key: &str, value: &str) {
+        let lower = key.to_ascii_lowercase();
+        if spa::is_spa_key(&lower) {
+            if let Err(e) = draft
+                .spa
+                .get_or_insert_with(Default::default)
+                .key(&lower, value)
+            {
+                self.error(n, format!("{key} = {value}: {e}"));
+            }
+            return;
+        }
+        if lower == "cmd_timeout" {
+            draft.cmd_timeout_set = true;
+        }
         let d = &mut draft.door;
-        let result: Result<(), String> = match key.to_ascii_lowercase().as_str() {
+        let result: Result<(), String> = match lower.as_str() {
             "sequence" => {
                 // Even a bad sequence is "given": one mistake, one message.
                 draft.has_sequence = true;
@@ -168,7 +213,10 @@ impl Parser<'_> {
             _ => Err(format!(
                 "unknown key '{key}' in door [{}]; expected one of Sequence, \
                  One_Time_Sequences, Seq_Timeout, Start_Command, Start_Command_6, Stop_Command, \
-                 Stop_Command_6, Cmd_Timeout, TCPFlags, Target",
+                 Stop_Command_6, Cmd_Timeout, TCPFlags, Target, or for an SPA door SPA_Port, \
+                 Key, Key_Base64, HMAC_Key, HMAC_Key_Base64, Source, Destination, Open_Ports, \
+                 Restrict_Ports, Require_Source_Address, Require_Username, Max_Timeout, \
+                 Max_Packet_Age",
                 d.name
             )),
         };
@@ -186,6 +234,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         errors: Vec::new(),
         options: Options::default(),
         doors: Vec::new(),
+        spa_doors: Vec::new(),
         names: Vec::new(),
     };
     let mut section = Section::None;
@@ -238,6 +287,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
                 Section::Door(Box::new(DoorDraft {
                     line: n,
                     has_sequence: false,
+                    spa: None,
+                    cmd_timeout_set: false,
                     duplicate: first.is_some(),
                     door: new_door(name),
                 }))
@@ -268,6 +319,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             path: file.to_path_buf(),
             options: p.options,
             doors: p.doors.into(),
+            spa: p.spa_doors.into(),
         })
     } else {
         Err(p.errors)

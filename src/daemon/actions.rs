@@ -92,7 +92,7 @@ impl Actions {
         }
     }
 
-    fn open(&mut self, d: &Rc<Door>, src: IpAddr, now: Instant) {
+    pub(super) fn open(&mut self, d: &Rc<Door>, src: IpAddr, now: Instant) {
         match self
             .grants
             .open(d, src, now, self.cfg.options.extend_grants)

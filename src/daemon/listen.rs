@@ -55,6 +55,8 @@ pub(super) struct Doors<'a> {
     pub(super) doors: &'a [Rc<Door>],
     pub(super) rules: Rules,
     pub(super) ipv6: bool,
+    /// UDP ports of the SPA doors (sorted), aimed at the interface's own addresses.
+    pub(super) spa: &'a [u16],
 }
 
 /// Every watched interface, the shared batch buffers, and the flood pacing.
@@ -241,7 +243,8 @@ impl Listener {
                 return Ok(());
             }
         }
-        let spec = filter::spec(d.doors, &d.rules, &self.addrs, d.ipv6);
+        let mut spec = filter::spec(d.doors, &d.rules, &self.addrs, d.ipv6);
+        filter::add_spa(&mut spec, d.spa, &self.addrs, d.ipv6);
         let prog = filter::program(&spec, d.ipv6);
         if let Some(c) = self.capture.as_ref().filter(|c| c.ifindex == index) {
             if prog != self.prog {

@@ -9,6 +9,7 @@
 
 mod actions;
 mod listen;
+mod spa;
 
 use crate::capture::filter;
 use crate::config::{self, Config, Door};
@@ -37,6 +38,8 @@ pub struct Settings {
     pub ipv4_only: bool,
     /// Log file given with `-g` (wins over the config's `LogFile`).
     pub log_file: Option<std::path::PathBuf>,
+    /// Set when run as fwknopd: the fwknopd.conf and access.conf to read again on SIGHUP.
+    pub fwknop: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (exit 0) or a fatal error (exit 1).
@@ -59,6 +62,7 @@ struct Daemon {
     signals: OwnedFd,
     /// poll(2)'s array, refilled in place each round (capacity kept: no allocation).
     fds: Vec<libc::pollfd>,
+    spa: spa::Spa,
 }
 
 /// Batches read per wake-up when poll says packets are waiting (256 packets).
@@ -138,6 +142,16 @@ impl Daemon {
             .state_file
             .clone()
             .unwrap_or_else(|| state::default_path(&names.join("+")));
+        // fwknopd's ENABLE_DIGEST_PERSISTENCE N leaves no file: the cache is in memory only.
+        let replay_file = match settings.fwknop {
+            Some(_) => o.spa_replay_file.clone(),
+            None => Some(o.spa_replay_file.clone().unwrap_or_else(|| {
+                let mut p = state_file.clone().into_os_string();
+                p.push(".spa-replay");
+                p.into()
+            })),
+        };
+        let spa = spa::Spa::new(&cfg, replay_file);
         let mut d = Daemon {
             tracker,
             act: Actions {
@@ -156,6 +170,7 @@ impl Daemon {
             state_file,
             watch,
             signals,
+            spa,
         };
         d.recover();
         Ok(d)
@@ -165,10 +180,12 @@ impl Daemon {
     /// current addresses and the current doors (`force`: also those waiting to retry).
     fn refresh(&mut self, force: bool) -> Result<(), Fatal> {
         let cfg = &self.act.cfg;
+        let spa = spa::Spa::ports(cfg);
         let doors = Doors {
             doors: &cfg.doors,
             rules: rules(&cfg.options),
             ipv6: !self.act.settings.ipv4_only,
+            spa: &spa,
         };
         self.ifaces.refresh(&doors, Instant::now(), force)
     }
@@ -257,7 +274,7 @@ impl Daemon {
             let timeout = self.next_deadline().map_or(-1, |t| {
                 let d = t.saturating_duration_since(Instant::now());
                 // Round up, so that we never wake just before the deadline.
-                (d.as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32
+                crate::clock::millis_up(d).min(i32::MAX as u64) as i32
             });
             self.fds.clear();
             self.fds.push(pollfd(self.signals.as_raw_fd()));
@@ -287,7 +304,9 @@ impl Daemon {
                     return self.fatal(f);
                 }
                 for l in &self.ifaces.list {
-                    debug!("addresses of {}: {:?}", l.name, l.addrs);
+                    for a in &l.addrs {
+                        debug!("address of {}: {a}", l.name);
+                    }
                 }
             }
             let now = Instant::now();
@@ -394,6 +413,7 @@ impl Daemon {
             k.flags
         );
         let now = Instant::now();
+        self.spa.on_packet(act, frame.ethertype, bytes, &k, now);
         let Some(l) = self.ifaces.list.get(i) else {
             return;
         };
@@ -443,7 +463,12 @@ impl Daemon {
         let path = self.act.cfg.path.clone();
         info!("SIGHUP: reloading {}", path.display());
         logging::reopen();
-        match config::load(&path) {
+        let loaded = match &self.act.settings.fwknop {
+            #[cfg(feature = "fwknopd")]
+            Some((conf, access)) => crate::fwknop::config(conf, access.as_deref()),
+            _ => config::load(&path),
+        };
+        match loaded {
             Ok(new) => {
                 self.tracker
                     .reload(rules(&new.options), &self.act.cfg.doors, &new.doors);

@@ -1,47 +1,89 @@
 use super::*;
+use crate::cli::parse;
+
+fn daemon(args: &[&str]) -> DaemonArgs {
+    parse("knockd", args).unwrap_or_else(|code| panic!("{args:?}: exit {code}"))
+}
+
+#[test]
+fn knockd_command_line() {
+    let d = daemon(&[
+        "-i",
+        "eth1",
+        "-c",
+        "/etc/k.conf",
+        "-d",
+        "-D",
+        "-v",
+        "-l",
+        "-4",
+    ]);
+    assert_eq!(d.interface, ["eth1"]);
+    assert_eq!(d.config, Some(PathBuf::from("/etc/k.conf")));
+    assert!(d.daemon && d.debug && d.verbose && d.lookup && d.only_ip_v4 && !d.version);
+    let d = daemon(&[
+        "--interface",
+        "wan",
+        "--only-ip-v4",
+        "--pidfile",
+        "/p",
+        "--logfile",
+        "/l",
+    ]);
+    assert_eq!(d.interface, ["wan"]);
+    assert!(d.only_ip_v4);
+    assert_eq!(
+        (d.pidfile, d.logfile),
+        (Some("/p".into()), Some("/l".into()))
+    );
+    assert!(daemon(&["-V"]).version);
+    assert_eq!(daemon(&[]), DaemonArgs::default());
+}
 
 #[test]
 fn knockd_getopt_forms() {
-    let a = getopt_forms(&[
-        "-vD",
-        "-ieth1",
-        "--config=/etc/k.conf",
-        "-h",
-        "-4",
-        "-c",
-        "x",
+    let d = daemon(&["-dv", "--interface=wan0", "-p/run/k.pid", "-vD"]);
+    assert!(d.daemon && d.verbose && d.debug);
+    assert_eq!(d.interface, ["wan0"]);
+    assert_eq!(d.pidfile, Some(PathBuf::from("/run/k.pid")));
+    assert_eq!(daemon(&["-ieth1"]).interface, ["eth1"]);
+    // Several interfaces: -i again, or a comma-separated list; each once, in order.
+    let m = daemon(&[
+        "-i",
+        "pppoe-wan",
+        "-iwg0",
+        "--interface=eth1,eth2",
+        "-i",
+        "wg0",
     ]);
     assert_eq!(
-        a,
-        [
-            "-v",
-            "-D",
-            "-i",
-            "eth1",
-            "--config",
-            "/etc/k.conf",
-            "--help",
-            "-4",
-            "-c",
-            "x"
-        ]
+        interfaces(&m.interface).unwrap(),
+        ["pppoe-wan", "wg0", "eth1", "eth2"]
     );
-    let d = parse_daemon(&["-dv", "--interface=wan0", "-p/run/k.pid"])
-        .unwrap()
-        .unwrap();
-    assert!(d.daemon && d.verbose);
-    assert_eq!(d.interfaces, ["wan0"]);
-    let m = parse_daemon(&["-i", "pppoe-wan", "-iwg0", "--interface=eth1,eth2"])
-        .unwrap()
-        .unwrap();
-    assert_eq!(m.interfaces, ["pppoe-wan", "wg0", "eth1", "eth2"]);
-    assert!(parse_daemon(&["-i", "eth0,"]).is_err());
-    assert_eq!(d.pidfile, Some(PathBuf::from("/run/k.pid")));
-    assert!(parse_daemon(&["-h"]).unwrap().is_none());
-    assert!(parse_daemon(&["-x"]).is_err());
-    assert!(parse_daemon(&["-i"]).is_err());
+    assert!(interfaces(&["eth0,".to_string()]).is_err());
+    let d = daemon(&["--config=/etc/k.conf", "-4l"]);
+    assert_eq!(d.config, Some(PathBuf::from("/etc/k.conf")));
+    assert!(d.only_ip_v4 && d.lookup);
+}
+
+#[test]
+fn knockd_help_and_mistakes() {
+    // Help wins, wherever it is (exit 0); mistakes exit 2.
+    assert_eq!(parse::<DaemonArgs>("knockd", &["-h"]).err(), Some(0));
     assert_eq!(
-        parse_check(&["-c", "/etc/x"]).unwrap(),
-        Some(Some(PathBuf::from("/etc/x")))
+        parse::<DaemonArgs>("knockd", &["-v", "--help", "-x"]).err(),
+        Some(0)
     );
+    for bad in [&["-x"][..], &["-i"], &["--daemon=yes"], &["eth0"], &["-vx"]] {
+        assert_eq!(parse::<DaemonArgs>("knockd", bad).err(), Some(2), "{bad:?}");
+    }
+}
+
+#[test]
+fn check_command_line() {
+    let c: CheckArgs = parse("latchkey check", &["-c", "/etc/x"]).unwrap();
+    assert_eq!(c.config, Some(PathBuf::from("/etc/x")));
+    let c: CheckArgs = parse("latchkey check", &["-c/etc/y"]).unwrap();
+    assert_eq!(c.config, Some(PathBuf::from("/etc/y")));
+    assert_eq!(parse::<CheckArgs>("latchkey check", &["-v"]).err(), Some(2));
 }

@@ -124,3 +124,33 @@ fn every_prefix_and_bit_flip_is_handled() {
         }
     }
 }
+
+/// An IPv4 UDP datagram to `port` carrying `payload`.
+pub(crate) fn udp4_with(port: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv4([192, 0, 2, 2], [192, 0, 2, 1], 64).udp(40000, port);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+/// An IPv6 UDP datagram to `port` carrying `payload`.
+pub(crate) fn udp6_with(port: u16, payload: &[u8]) -> Vec<u8> {
+    let src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    let dst = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let b = PacketBuilder::ipv6(src, dst, 64).udp(40000, port);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+#[test]
+fn udp_payload_is_bounded_by_the_udp_length() {
+    let mut p = udp4_with(62201, b"hello");
+    assert_eq!(udp_payload(ethertype::IPV4, &p), Some(&b"hello"[..]));
+    p.extend_from_slice(&[0; 6]); // link padding after the datagram
+    assert_eq!(udp_payload(ethertype::IPV4, &p), Some(&b"hello"[..]));
+    let p6 = udp6_with(62201, b"spa");
+    assert_eq!(udp_payload(ethertype::IPV6, &p6), Some(&b"spa"[..]));
+    assert_eq!(udp_payload(ethertype::IPV4, &syn4(22)), None);
+    assert_eq!(udp_payload(ethertype::IPV4, &p[..25]), None);
+}

@@ -16,7 +16,8 @@
 #   - a name with A and AAAA records is knocked and checked at the address getaddrinfo lists
 #     first, `-4` forces IPv4;
 #   - `--check` exits 0 when the door opens and 1 when the sequence is wrong;
-#   - a saved host (-F FILE) with Delay, Family and Check; --list; config errors exit 2.
+#   - a saved host (-F FILE) with Delay, Family and Check; --list; config errors exit 2;
+#   - a link-local address with its scope id (fe80::...%eth0) is knocked over TCP.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -209,6 +210,26 @@ test_client() {
         fi
     done
     e2e_pass "user errors (unknown name, unresolvable, bad port/protocol, wrong family): one line, exit 2"
+
+    # A link-local address with its scope id (fe80::...%eth0): the knocks must keep the
+    # scope id, without which the kernel refuses a TCP connect (EINVAL; UDP would leave
+    # through the only link-local route anyway).
+    wait_for 5 sh -c "[ -z \"\$(ip -n $CLI -6 addr show dev eth0 scope link tentative)\" ]"
+    ll=$(ip -n "$SRV" -6 addr show dev eth0 scope link | awk '/inet6/ { sub(/\/.*/, "", $2); print $2; exit }')
+    # Captured on the client's side of the link: what left, to where.
+    ip netns exec "$CLI" tcpdump -i eth0 -n -U --immediate-mode -Z root -w "$WORK/scope.pcap" 'tcp dst portrange 7091-7092' \
+        2>"$WORK/scope.err" &
+    cap=$!
+    E2E_PIDS="${E2E_PIDS:-} $cap"
+    wait_for 5 grep -q listening "$WORK/scope.err"
+    err=$(knock -v "$ll%eth0" 7091 7092 2>&1 >/dev/null)
+    rc=$?
+    sleep 0.5
+    stop_pid "$cap"
+    dsts=$(tcpdump -r "$WORK/scope.pcap" -n 2>/dev/null | awk '{ d = $5; sub(/\.[0-9]+:$/, "", d); print d }' | sort -u)
+    if [ $rc = 0 ] && [ -z "$err" ] && [ "$dsts" = "$ll" ]; then
+        e2e_pass "a link-local address with a scope id ($ll%eth0) is knocked"
+    else e2e_fail "$ll%eth0: rc $rc, '$err', knocks went to '$dsts'"; fi
 }
 
 test_client

@@ -218,3 +218,44 @@ pkts() { tcpdump -r "$WORK/$SERVER.pcap" -tt -n "$@" 2>/dev/null; }
 stop_pid() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 # opened PORT [ADDR]: the client namespace can connect to ADDR (192.0.2.1) PORT within 3 s.
 opened() { wait_for 3 tcp_open "$CLI" "${2:-192.0.2.1}" "$1"; }
+
+# --- Debian's fwknopd (fwknop-server) as an SPA server, for the SPA client tests.
+
+# start_debian_fwknopd KEY_B64 HMAC_B64: fwknopd in $SRV on eth0, iptables mode, its config in $WORK
+# (-c/-a/-d/-p: nothing of the host's /etc/fwknop is read), UDP ports 62201 and 40001. Two
+# stanzas, both SOURCE ANY: the base64 keys given, then the passphrases 'correct horse' and
+# 'battery staple' (fwknopd tries them in order). Output in $WORK/fwknopd.log; sets FWKNOPD_PID.
+start_debian_fwknopd() {
+    mkdir -p "$WORK/run"
+    cat >"$WORK/fwknopd.conf" <<EOC
+PCAP_INTF                 eth0
+PCAP_FILTER               udp port 62201 or udp port 40001
+ENABLE_PCAP_PROMISC       N
+MAX_SPA_PACKET_AGE        120
+FWKNOP_RUN_DIR            $WORK/run
+EOC
+    cat >"$WORK/access.conf" <<EOC
+SOURCE              ANY
+KEY_BASE64          $1
+HMAC_KEY_BASE64     $2
+FW_ACCESS_TIMEOUT   60
+MAX_FW_TIMEOUT      300
+
+SOURCE              ANY
+KEY                 correct horse
+HMAC_KEY            battery staple
+FW_ACCESS_TIMEOUT   60
+EOC
+    chmod 600 "$WORK/fwknopd.conf" "$WORK/access.conf"
+    ip netns exec "$SRV" fwknopd -f -v -i eth0 -c "$WORK/fwknopd.conf" -a "$WORK/access.conf" \
+        -d "$WORK/run/digest.cache" -p "$WORK/run/fwknopd.pid" >"$WORK/fwknopd.log" 2>&1 &
+    FWKNOPD_PID=$!
+    E2E_PIDS="${E2E_PIDS:-} $FWKNOPD_PID"
+    wait_for 10 grep -q "Starting fwknopd" "$WORK/fwknopd.log" && sleep 1 &&
+        kill -0 "$FWKNOPD_PID" 2>/dev/null
+}
+
+# fw_rule SRC PORT: fwknopd's FWKNOP_INPUT chain lets SRC in to tcp PORT.
+fw_rule() { in_srv iptables -S FWKNOP_INPUT 2>/dev/null | grep -- "-s $1/32" | grep -q -- "--dport $2 "; }
+# fw_decoded TEXT: fwknopd logged TEXT (it logs every field of a packet it decoded).
+fw_decoded() { grep -qF -- "$1" "$WORK/fwknopd.log"; }

@@ -35,6 +35,20 @@ while True:
 E2E_PIDS="${E2E_PIDS:-} $!"
 fw4_load "$SRV" eth0 lan0 || { e2e_fail "fw4-like table"; exit 1; }
 
+# An SPA door on the router's own port 2200 (a listener stands in for dropbear), keys from
+# `latchkey keygen`.
+ip netns exec "$SRV" python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 2200)); s.listen(64)
+while True:
+    c, _ = s.accept(); c.close()
+' &
+E2E_PIDS="${E2E_PIDS:-} $!"
+KEYS=$("$LATCHKEY" keygen)
+SPA_KEY=$(echo "$KEYS" | awk '/^KEY_BASE64/ {print $2}')
+SPA_HMAC=$(echo "$KEYS" | awk '/^HMAC_KEY_BASE64/ {print $2}')
+
 # UCI -> daemon config with the package's generator (stand-in functions.sh for config_load)
 mkdir -p "$WORK/config"
 cat > "$WORK/config/latchkey" <<UCI
@@ -51,6 +65,12 @@ config door 'nas'
 	option port '2222'
 	option dest_ip '198.18.0.10'
 	option dest_port '22'
+
+config spa_door 'ssh_spa'
+	option key_base64 '$SPA_KEY'
+	option hmac_key_base64 '$SPA_HMAC'
+	list open_ports 'tcp/2200'
+	option open_time '$OPEN'
 UCI
 (
 	. "$E2E_ROOT/tests/openwrt/stubs/functions.sh"
@@ -98,4 +118,28 @@ sleep $(( t0 + OPEN + 1 - $(date +%s) > 0 ? t0 + OPEN + 1 - $(date +%s) : 0 ))
 closed "$CLI" && e2e_pass "closed on time although the daemon was dead" || e2e_fail "still open after the daemon died"
 [ -z "$(elements "$SRV" latchkey_dnat4)$(elements "$SRV" latchkey_fwd4)" ] && e2e_pass "no element left behind" || e2e_fail "elements left: $(elements "$SRV" latchkey_dnat4)"
 grep -q "OPEN SESAME\|open" "$WORK/daemon.log" && e2e_pass "daemon logged the opening" || e2e_fail "no opening in the daemon log"
+
+# The UCI SPA door: one packet from `latchkey knock --spa` opens the router's 2200 for the phone
+# only, through fw4's set, and the element's own timeout closes it.
+start_daemon
+spa() {
+	ip netns exec "$1" "$LATCHKEY" knock --spa -A tcp/2200 -a "$2" --key-base64-rijndael "$SPA_KEY" \
+		--key-base64-hmac "$SPA_HMAC" 192.0.2.1 >/dev/null 2>&1
+}
+refused "$CLI" 192.0.2.1 2200 && e2e_pass "SPA door: 2200 closed before the packet" || e2e_fail "2200 open before SPA"
+spa "$CLI" 192.0.2.2
+t0=$(date +%s)
+wait_for 2 tcp_open "$CLI" 192.0.2.1 2200 && e2e_pass "SPA door from UCI: one packet opens 2200 for the phone" || e2e_fail "SPA packet opened nothing"
+refused "$PH2" 192.0.2.1 2200 && e2e_pass "SPA door: phone2 still closed" || e2e_fail "SPA door let phone2 in"
+elements "$SRV" latchkey_in4 | grep -q "192.0.2.2 . tcp . 2200" && e2e_pass "SPA grant is an element of fw4's latchkey_in4" \
+	|| e2e_fail "no latchkey_in4 element: $(elements "$SRV" latchkey_in4)"
+sleep $(( t0 + OPEN + 1 - $(date +%s) > 0 ? t0 + OPEN + 1 - $(date +%s) : 0 ))
+refused "$CLI" 192.0.2.1 2200 && e2e_pass "SPA door closed after open_time" || e2e_fail "SPA door still open after open_time"
+OTHER=$("$LATCHKEY" keygen)
+ip netns exec "$PH2" "$LATCHKEY" knock --spa -A tcp/2200 -a 192.0.2.3 \
+	--key-base64-rijndael "$(echo "$OTHER" | awk '/^KEY_BASE64/ {print $2}')" \
+	--key-base64-hmac "$(echo "$OTHER" | awk '/^HMAC_KEY_BASE64/ {print $2}')" 192.0.2.1 >/dev/null 2>&1
+sleep 1
+refused "$PH2" 192.0.2.1 2200 && e2e_pass "SPA door: a packet with other keys opens nothing" || e2e_fail "wrong keys opened the SPA door"
+kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
 [ "$E2E_FAILS" -eq 0 ] || { echo "--- daemon log"; tail -n 30 "$WORK/daemon.log"; }

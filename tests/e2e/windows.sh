@@ -15,6 +15,8 @@
 #     datagram holding one zero byte, knocks in order, and the -d / Delay gaps kept;
 #   - --check exits 0 when the door opens and 1 when it stays closed (3 tries, 3 SYNs per port);
 #   - the control: a blocking connect to a dropped port retransmits, and the same checker says so.
+# Against Debian's fwknopd: keys from latchkey.exe keygen, --spa with keys on the command line,
+# -n NAME from %USERPROFILE%\.fwknoprc; fwknopd's real iptables rules and a real connect.
 # Client-only: --help/--version without the daemon, the `knock.exe` personality, -F with a
 # Windows path, the default saved-hosts path under %APPDATA%, errors with exit status 2.
 #
@@ -275,13 +277,48 @@ test_client() {
     e2e_pass "user errors (unknown name, unresolvable, bad port/protocol, wrong family): one line, exit 2"
 }
 
+# SPA from latchkey.exe to Debian's fwknopd: keys from latchkey.exe keygen, a packet with
+# every key on the command line, and -n NAME from %USERPROFILE%\.fwknoprc (passphrase keys,
+# -s and a client timeout, fwknopd's second port).
+test_spa() {
+    SERVER=fwknopd
+    fw_reset
+    out=$(win keygen | tr -d '\r')
+    key=$(echo "$out" | sed -n 's/^KEY_BASE64: //p')
+    hmac=$(echo "$out" | sed -n 's/^HMAC_KEY_BASE64: //p')
+    if [ "${#key}" = 44 ] && [ "${#hmac}" = 88 ]; then e2e_pass "fwknopd: latchkey.exe keygen (OS random source under wine)"
+    else e2e_fail "fwknopd: latchkey.exe keygen: '$out'"; return; fi
+    start_debian_fwknopd "$key" "$hmac" || { e2e_fail "fwknopd did not start: $(tail -3 "$WORK/fwknopd.log")"; return; }
+
+    knock --spa -A tcp/2201 -a 192.0.2.2 --key-base64-rijndael "$key" --key-base64-hmac "$hmac" 192.0.2.1
+    rc=$?
+    if [ $rc = 0 ] && wait_for 5 fw_rule 192.0.2.2 2201 && opened 2201; then
+        e2e_pass "fwknopd: --spa -A tcp/2201 -a 192.0.2.2 opens fwknopd's door for 192.0.2.2"
+    else e2e_fail "fwknopd: --spa: rc $rc, FWKNOP_INPUT: $(in_srv iptables -S FWKNOP_INPUT 2>&1 | tr '\n' ' ')"; fi
+
+    rc_unix="${CONF_UNIX%/AppData/Roaming/latchkey/knock.conf}/.fwknoprc"
+    printf '[default]\r\nSPA_SERVER_PORT 40001\r\n[router]\r\nSPA_SERVER 192.0.2.1\r\nACCESS tcp/2202\r\nALLOW_IP source\r\nFW_TIMEOUT 20\r\nKEY correct horse\r\nHMAC_KEY battery staple\r\n' >"$rc_unix"
+    knock -n router
+    rc=$?
+    rm -f "$rc_unix"
+    if [ $rc = 0 ] && wait_for 5 fw_rule 192.0.2.2 2202 && opened 2202 &&
+        fw_decoded "Message Type: 3 (Client timeout access msg)" && fw_decoded "Client Timeout: 20"; then
+        e2e_pass "fwknopd: -n router from %USERPROFILE%\\.fwknoprc (CRLF, passphrases, -s, timeout 20, port 40001)"
+    else e2e_fail "fwknopd: -n router: rc $rc, FWKNOP_INPUT: $(in_srv iptables -S FWKNOP_INPUT 2>&1 | tr '\n' ' ')"; fi
+    stop_pid "$FWKNOPD_PID"
+}
+
 test_client
-for server in ${E2E_SERVERS:-knockd latchkey}; do
+for server in ${E2E_SERVERS:-knockd latchkey fwknopd}; do
     case $server in
     knockd)
         command -v knockd >/dev/null || { e2e_fail "knockd not installed (apt-get install -y knockd)"; continue; } ;;
     latchkey)
         [ -x "$LATCHKEY" ] || { e2e_fail "no Linux build at $LATCHKEY (cargo build --release, or set LATCHKEY)"; continue; } ;;
+    fwknopd)
+        command -v fwknopd >/dev/null || { e2e_fail "fwknopd not installed (apt-get install -y fwknop-server)"; continue; }
+        test_spa
+        continue ;;
     esac
     test_server "$server"
 done

@@ -363,3 +363,90 @@ fn too_many_ports_fall_back_to_all_tcp_and_udp() {
     udp[19] = 99;
     assert_eq!(run(&f, ethertype::IPV4, HOST, &udp), 0);
 }
+
+#[test]
+fn spa_ports_pass_only_what_can_be_spa() {
+    use crate::packet::tests::{udp4_with, udp6_with};
+    let cfg = parse(Path::new("t.conf"), DOORS).unwrap();
+    let r = Rules {
+        sweep_guard: false,
+        sweep_window: 16,
+        tolerate_repeats: true,
+    };
+    let mut sp = spec(&cfg.doors, &r, &local(), true);
+    add_spa(&mut sp, &[40001, 62201], &local(), true);
+    let f = program(&sp, true);
+    let v4 = ethertype::IPV4;
+    let spa = |first: u8, len: usize| {
+        let mut v = vec![b'A'; len];
+        v[0] = first;
+        v
+    };
+    for first in [b'8', b'9', b'+', b'/', b'U'] {
+        assert_eq!(
+            run(&f, v4, HOST, &udp4_with(62201, &spa(first, 204))),
+            ACCEPT
+        );
+    }
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(40001, &spa(b'/', 140))),
+        ACCEPT
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(40001, &spa(b'/', 1500))),
+        ACCEPT
+    );
+    assert_eq!(
+        run(
+            &f,
+            ethertype::IPV6,
+            HOST,
+            &udp6_with(62201, &spa(b'+', 204))
+        ),
+        ACCEPT
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(62201, &spa(b'A', 204))),
+        0,
+        "first byte"
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(62201, &spa(b'/', 139))),
+        0,
+        "too short"
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(62201, &spa(b'/', 1501))),
+        0,
+        "too long"
+    );
+    assert_eq!(
+        run(&f, v4, HOST, &udp4_with(62202, &spa(b'/', 204))),
+        0,
+        "other port"
+    );
+    assert_eq!(run(&f, v4, HOST, &syn4(62201)), 0, "tcp");
+    // The knock doors are still served by the same program.
+    assert_eq!(run(&f, v4, HOST, &udp4(8000)), ACCEPT);
+    assert_eq!(run(&f, v4, HOST, &syn4(7000)), ACCEPT);
+}
+
+#[test]
+fn spa_alone_is_aimed_at_the_interface_s_own_addresses() {
+    use crate::packet::tests::udp4_with;
+    let cfg = parse(Path::new("t.conf"), "[options]\ninterface = eth0\n").unwrap();
+    let mut sp = spec(&cfg.doors, &rules(true), &local(), true);
+    assert!(sp.classes.is_empty(), "no knock door: nothing to watch");
+    add_spa(&mut sp, &[62201], &local(), true);
+    let f = program(&sp, true);
+    let mut payload = vec![b'A'; 204];
+    payload[0] = b'+';
+    let to_us = udp4_with(62201, &payload);
+    assert_eq!(run(&f, ethertype::IPV4, HOST, &to_us), ACCEPT);
+    // The same datagram to an address that is not the interface's.
+    let mut elsewhere = to_us.clone();
+    elsewhere[19] = 99;
+    assert_eq!(run(&f, ethertype::IPV4, HOST, &elsewhere), 0);
+    // Routed traffic for another host never wakes the daemon.
+    assert_eq!(run(&f, ethertype::IPV4, PACKET_OTHERHOST, &to_us), 0);
+}

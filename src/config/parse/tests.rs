@@ -195,6 +195,141 @@ fn one_time_sequences_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+const SPA_KEYS: &str = "Key_Base64 = W71GMIGS9Fvy0fWjHOUmThOiYm8VRsnfi7ctLoZnCBI=\n\
+    HMAC_Key = a-long-hmac-secret\n";
+
+#[test]
+fn spa_doors_live_beside_knock_doors() {
+    use crate::spa::door::{Action, Style};
+    let c = ok(&format!(
+        "[options]\nSpaReplayEntries = 64\nSpaReplayFile = /tmp/r\n\
+         [knock]\nsequence = 1,2,3\n\
+         [ssh-spa]\nSPA_Port = 62201\n{SPA_KEYS}Open_Ports = tcp/22\nCmd_Timeout = 45\n\
+         Max_Timeout = 90\nStart_Command = open %IP% %PROTO% %PORT% %TIMEOUT%\nStop_Command = close %IP%\n\
+         [fw]\nCmd_Timeout = 5\nspa_port = 40001\n{SPA_KEYS}Require_Source_Address = no\nMax_Packet_Age = 0\n\
+         Source = 198.18.0.0/15\n"
+    ));
+    assert_eq!(c.doors.len(), 1);
+    assert_eq!(c.spa.len(), 2);
+    assert_eq!(c.options.spa_replay_entries, 64);
+    let s = &c.spa[0];
+    assert_eq!((s.name.as_str(), &s.ports[..]), ("ssh-spa", &[62201][..]));
+    assert_eq!((s.rules.timeout, s.rules.max_timeout), (45, 90));
+    assert!(
+        s.rules.require_source,
+        "new doors require a real address by default"
+    );
+    assert_eq!(s.rules.max_age, Some(120));
+    assert_eq!(
+        s.action,
+        Action::Commands {
+            open: "open %IP% %PROTO% %PORT% %TIMEOUT%".into(),
+            close: Some("close %IP%".into()),
+            style: Style::Knockd
+        }
+    );
+    let f = &c.spa[1];
+    assert_eq!((f.rules.timeout, f.rules.max_age), (5, None));
+    assert!(!f.rules.require_source);
+    assert_eq!(f.action, Action::Firewall);
+    assert!(f.serves(
+        40001,
+        "198.19.1.1".parse().unwrap(),
+        "192.0.2.1".parse().unwrap()
+    ));
+    assert!(!f.serves(
+        40001,
+        "192.0.2.9".parse().unwrap(),
+        "192.0.2.1".parse().unwrap()
+    ));
+    assert!(!f.serves(
+        62201,
+        "198.19.1.1".parse().unwrap(),
+        "192.0.2.1".parse().unwrap()
+    ));
+}
+
+#[test]
+fn spa_door_mistakes_name_file_and_line() {
+    let e = errors(&format!(
+        "[a]\nKey = x\n\
+         [b]\nSPA_Port = 1\nKey = same\nHMAC_Key = same\n\
+         [c]\nSPA_Port = 1\n{SPA_KEYS}Sequence = 1,2\n\
+         [d]\nSPA_Port = 70000\n\
+         [e]\nSPA_Port = 1\n{SPA_KEYS}Stop_Command = x\n\
+         [f]\nSPA_Port = 1\n{SPA_KEYS}Start_Command_6 = x\n\
+         [g]\nSPA_Port = 1\nKey_Base64 = !!\n"
+    ));
+    let want = [
+        "/etc/knockd.conf:1: SPA door [a]: has SPA keys but no SPA_Port",
+        "/etc/knockd.conf:3: SPA door [b]: the encryption key and the HMAC key are identical",
+        "/etc/knockd.conf:7: SPA door [c]: has both a Sequence and SPA keys",
+        "/etc/knockd.conf:13: SPA_Port = 70000: expected a UDP port",
+        "/etc/knockd.conf:12: SPA door [d]: has SPA keys but no SPA_Port",
+        "/etc/knockd.conf:14: SPA door [e]: has a Stop_Command but no Start_Command",
+        "/etc/knockd.conf:19: SPA door [f]: Start_Command_6/Stop_Command_6",
+        "/etc/knockd.conf:26: Key_Base64 = !!: expected base64",
+        "/etc/knockd.conf:24: SPA door [g]: needs both an encryption key",
+    ];
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(want) {
+        assert!(got.starts_with(want), "{got} vs {want}");
+    }
+}
+
+#[test]
+fn an_spa_door_opens_every_requested_port_with_its_commands() {
+    use crate::spa::{self, replay::Cache, wire, Access, Keys, Message, Refusal, Wire};
+    let c = ok(&format!(
+        "[ssh]\nSPA_Port = 62201\n{SPA_KEYS}Open_Ports = tcp/22, udp/53\nMax_Timeout = 60\n\
+         Start_Command = open %IP% %PROTO% %PORT% %TIMEOUT%\nStop_Command = close %IP% %PORT%\n"
+    ));
+    let d = &c.spa[0];
+    let keys = Keys::new(&d.keys.enc, b"a-long-hmac-secret").unwrap();
+    let mut m = Message {
+        timestamp: 1_800_000_000,
+        allow: "198.18.0.9".parse().unwrap(),
+        client_timeout: 600,
+        ..Message::default()
+    };
+    m.user.push_str("alice").unwrap();
+    for (proto, port) in [(Proto::Tcp, 22), (Proto::Udp, 53)] {
+        m.access.push(Access { proto, port }).unwrap();
+    }
+    let p = wire::encode(&m, &keys, [9; 8]);
+    let w = Wire {
+        src: "192.0.2.2".parse().unwrap(),
+        dst: "192.0.2.1".parse().unwrap(),
+        port: 62201,
+    };
+    let mut cache = Cache::new(16);
+    let doors = c.spa.iter().map(|d| &**d);
+    let a = spa::receive(doors, p.as_bytes(), w, 1_800_000_010, &mut cache).unwrap();
+    let cmds = a.door.commands(&a.grant, w.src, w.dst, a.msg.timestamp);
+    assert_eq!(
+        cmds,
+        [
+            (
+                "open 198.18.0.9 tcp 22 60".to_string(),
+                Some("close 198.18.0.9 22".to_string())
+            ),
+            (
+                "open 198.18.0.9 udp 53 60".to_string(),
+                Some("close 198.18.0.9 53".to_string())
+            ),
+        ]
+    );
+    // The same packet again, with a newline: a replay. Another port: no door.
+    let again = format!("{p}\n");
+    let doors = c.spa.iter().map(|d| &**d);
+    let e = spa::receive(doors, again.as_bytes(), w, 1_800_000_011, &mut cache).unwrap_err();
+    assert_eq!(e.1, Refusal::Replay);
+    let other = Wire { port: 1, ..w };
+    let doors = c.spa.iter().map(|d| &**d);
+    let e = spa::receive(doors, p.as_bytes(), other, 1_800_000_011, &mut cache).unwrap_err();
+    assert_eq!(e, (None, Refusal::NoDoor));
+}
+
 #[test]
 fn interface_takes_a_comma_separated_list() {
     let c = ok("[options]\nInterface = pppoe-wan, wg0,eth1.2\n[d]\nsequence = 1\n");
@@ -240,4 +375,38 @@ fn a_door_name_used_twice_is_an_error_at_the_second_header() {
     assert_eq!(errors("[a]\nsequence = 1\n[ a ]\nsequence = 2\n").len(), 1);
     let c = ok("[ssh]\nsequence = 7000\n[SSH]\nsequence = 8000\n[options]\n[options]\n");
     assert_eq!(c.doors.len(), 2);
+}
+
+#[test]
+fn the_firewall_action_uses_the_openwrt_helper_when_installed_else_iptables() {
+    let c = ok(&format!("[fw]\nSPA_Port = 1\n{SPA_KEYS}"));
+    let f = &c.spa[0];
+    let mut access = heapless::Vec::new();
+    access
+        .push(crate::spa::Access {
+            proto: Proto::Udp,
+            port: 53,
+        })
+        .unwrap();
+    let g = crate::spa::policy::Grant {
+        ip: "2001:db8::9".parse().unwrap(),
+        access,
+        timeout: 5,
+    };
+    let src = "2001:db8::9".parse().unwrap();
+    let (open, close) = f.command(&g, g.access[0], src, src, 0);
+    assert_eq!(
+        open,
+        "if [ -x /usr/share/latchkey/fw ]; then exec /usr/share/latchkey/fw open 2001:db8::9 udp \
+         53 5; fi; exec ip6tables -w -I INPUT 1 -s 2001:db8::9 -p udp --dport 53 -m comment \
+         --comment latchkey-spa -j ACCEPT"
+    );
+    assert_eq!(
+        close.as_deref(),
+        Some(
+            "if [ -x /usr/share/latchkey/fw ]; then exec /usr/share/latchkey/fw close 2001:db8::9 \
+             udp 53; fi; exec ip6tables -w -D INPUT -s 2001:db8::9 -p udp --dport 53 -m comment \
+             --comment latchkey-spa -j ACCEPT"
+        )
+    );
 }

@@ -1,0 +1,254 @@
+//! An SPA door: where its packets come (UDP port, allowed sources and destinations), the
+//! keys that authenticate and decrypt them, the [`Rules`] that decide the grant, and what
+//! a grant does (commands, or latchkey's firewall rule).
+//!
+//! The same type serves an fwknop access.conf stanza and a knockd.conf SPA section; only
+//! the command variables differ ([`Style`]). Pure: expansion takes the values as arguments.
+
+use super::policy::{Grant, Rules};
+use super::{Access, Keys};
+use std::net::IpAddr;
+
+/// An address and prefix length (`ANY` is `0.0.0.0/0`, which also matches IPv6 sources).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Net {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length, at most 32 (IPv4) or 128 (IPv6).
+    pub prefix: u8,
+}
+
+impl Net {
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        if self.prefix == 0 && self.addr.is_unspecified() {
+            return true; // ANY
+        }
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+
+    /// Parses fwknop's list form: `ANY`, `a.b.c.d`, `a.b.c.d/nn`, `a.b.c.d/m.m.m.m`
+    /// (IPv6 addresses and prefixes too), comma separated.
+    pub fn parse_list(text: &str) -> Result<Vec<Net>, &'static str> {
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item.eq_ignore_ascii_case("any") {
+                out.push(Net {
+                    addr: IpAddr::from([0, 0, 0, 0]),
+                    prefix: 0,
+                });
+                continue;
+            }
+            let (a, p) = item.split_once('/').unwrap_or((item, ""));
+            let addr: IpAddr = a
+                .parse()
+                .map_err(|_| "not an address; expected ANY, a.b.c.d[/nn] or an IPv6 address")?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let prefix = if p.is_empty() {
+                max
+            } else if let Ok(n) = p.parse::<u8>() {
+                n
+            } else if let Ok(std::net::IpAddr::V4(m)) = p.parse::<IpAddr>() {
+                let m = u32::from(m);
+                if m.leading_ones() + m.trailing_zeros() != 32 {
+                    return Err("the netmask is not contiguous");
+                }
+                m.leading_ones() as u8
+            } else {
+                return Err("bad prefix; expected /nn or /m.m.m.m");
+            };
+            if prefix > max {
+                return Err("prefix longer than the address");
+            }
+            out.push(Net { addr, prefix });
+        }
+        if out.is_empty() {
+            return Err("empty address list; expected ANY or addresses");
+        }
+        Ok(out)
+    }
+}
+
+/// Which variables a door's commands use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// fwknopd's `CMD_CYCLE_*`: `$IP $SRC $PKT_SRC $DST $PORT $PROTO $TIMEOUT $CLIENT_TIMEOUT`
+    /// (only with the `fwknopd` feature, the only reader that makes such doors).
+    #[cfg(feature = "fwknopd")]
+    Fwknop,
+    /// knockd.conf: `%IP% %PORT% %PROTO% %TIMEOUT%`.
+    Knockd,
+}
+
+/// What a grant does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run `open` for each requested port now and `close` (if any) when the grant ends.
+    Commands {
+        /// `CMD_CYCLE_OPEN` / `Start_Command`.
+        open: String,
+        /// `CMD_CYCLE_CLOSE` / `Stop_Command`; `None` for `NONE` or absent.
+        close: Option<String>,
+        /// Variable syntax.
+        style: Style,
+    },
+    /// latchkey's own firewall rule: an iptables/ip6tables ACCEPT for the address and port,
+    /// inserted first in INPUT and deleted when the grant ends.
+    Firewall,
+}
+
+/// One SPA door. Invariant (checked by the config readers): it has both keys, and a
+/// command door has an open command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Door {
+    /// Name in logs: the section name, or `stanza #N` for access.conf.
+    pub name: String,
+    /// UDP ports its packets are sent to.
+    pub ports: Vec<u16>,
+    /// Packet sources it serves (`SOURCE`).
+    pub source: Vec<Net>,
+    /// Packet destinations it serves (`DESTINATION`); empty: any.
+    pub destination: Vec<Net>,
+    /// Encryption and HMAC keys.
+    pub keys: Keys,
+    /// Grant decision.
+    pub rules: Rules,
+    /// What a grant does.
+    pub action: Action,
+}
+
+/// The values a command's variables take for one port of a grant.
+#[derive(Clone, Copy, Debug)]
+pub struct Vars {
+    /// Address let in.
+    pub ip: IpAddr,
+    /// Packet source.
+    pub pkt_src: IpAddr,
+    /// Packet destination.
+    pub dst: IpAddr,
+    /// This port of the request.
+    pub access: Access,
+    /// Seconds the grant lasts.
+    pub timeout: u32,
+    /// The packet's timestamp (fwknop's `$TIMEOUT` is `ts + timeout`).
+    pub ts: i64,
+}
+
+impl Door {
+    /// Whether a packet from `src` to `dst` arriving on UDP `port` is for this door.
+    pub fn serves(&self, port: u16, src: IpAddr, dst: IpAddr) -> bool {
+        self.ports.contains(&port)
+            && self.source.iter().any(|n| n.contains(src))
+            && (self.destination.is_empty() || self.destination.iter().any(|n| n.contains(dst)))
+    }
+
+    /// The (open, close) commands for one requested port of `g`, expanded.
+    pub fn command(
+        &self,
+        g: &Grant,
+        access: Access,
+        pkt_src: IpAddr,
+        dst: IpAddr,
+        ts: i64,
+    ) -> (String, Option<String>) {
+        let v = Vars {
+            ip: g.ip,
+            pkt_src,
+            dst,
+            access,
+            timeout: g.timeout,
+            ts,
+        };
+        match &self.action {
+            Action::Commands { open, close, style } => (
+                expand(open, *style, &v),
+                close.as_ref().map(|c| expand(c, *style, &v)),
+            ),
+            Action::Firewall => {
+                let (open, close) = firewall(&v);
+                (open, Some(close))
+            }
+        }
+    }
+
+    /// [`Door::command`] for every requested port of `g`, in order.
+    pub fn commands(
+        &self,
+        g: &Grant,
+        pkt_src: IpAddr,
+        dst: IpAddr,
+        ts: i64,
+    ) -> Vec<(String, Option<String>)> {
+        g.access
+            .iter()
+            .map(|&a| self.command(g, a, pkt_src, dst, ts))
+            .collect()
+    }
+}
+
+/// Substitutes the variables of `style` in `cmd`.
+pub fn expand(cmd: &str, style: Style, v: &Vars) -> String {
+    let ip = v.ip.to_string();
+    let port = v.access.port.to_string();
+    match style {
+        #[cfg(feature = "fwknopd")]
+        Style::Fwknop => cmd
+            .replace("$PKT_SRC", &v.pkt_src.to_string())
+            .replace("$CLIENT_TIMEOUT", &v.timeout.to_string())
+            .replace(
+                "$TIMEOUT",
+                &v.ts.saturating_add(i64::from(v.timeout)).to_string(),
+            )
+            .replace("$IP", &ip)
+            .replace("$SRC", &ip)
+            .replace("$DST", &v.dst.to_string())
+            .replace("$PORT", &port)
+            .replace("$PROTO", &v.access.proto_number().to_string()),
+        Style::Knockd => cmd
+            .replace("%IP%", &ip)
+            .replace("%PORT%", &port)
+            .replace("%PROTO%", v.access.proto.name())
+            .replace("%TIMEOUT%", &v.timeout.to_string()),
+    }
+}
+
+/// The OpenWrt package's firewall helper (fw4 set elements with their own timeout, or
+/// iptables + ipset on fw3); used when it is installed.
+pub const OPENWRT_FW: &str = "/usr/share/latchkey/fw";
+
+/// latchkey's firewall rule for one port: open and close commands. With the OpenWrt helper
+/// installed, its `open`/`close` (the kernel times the element out even if the daemon dies);
+/// otherwise an iptables/ip6tables ACCEPT inserted first in INPUT and deleted at the end.
+fn firewall(v: &Vars) -> (String, String) {
+    let tool = if v.ip.is_ipv6() {
+        "ip6tables"
+    } else {
+        "iptables"
+    };
+    let (ip, proto, port) = (v.ip, v.access.proto.name(), v.access.port);
+    let rule =
+        format!("-s {ip} -p {proto} --dport {port} -m comment --comment latchkey-spa -j ACCEPT");
+    let fw = OPENWRT_FW;
+    (
+        format!(
+            "if [ -x {fw} ]; then exec {fw} open {ip} {proto} {port} {}; fi; \
+             exec {tool} -w -I INPUT 1 {rule}",
+            v.timeout
+        ),
+        format!("if [ -x {fw} ]; then exec {fw} close {ip} {proto} {port}; fi; exec {tool} -w -D INPUT {rule}"),
+    )
+}
