@@ -69,7 +69,7 @@ pub struct Frame {
 
 /// Buffers for [`Capture::recv_batch`]: allocated and written once, reused for every batch.
 pub struct Batch {
-    bufs: Box<[[u8; SLOT]; BATCH]>,
+    bufs: Box<[[u8; SLOT]]>,
     iov: Box<[libc::iovec; BATCH]>,
     addrs: Box<[libc::sockaddr_ll; BATCH]>,
     hdrs: Box<[libc::mmsghdr; BATCH]>,
@@ -84,8 +84,9 @@ impl Default for Batch {
             unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
         Batch {
             // Written, not just allocated: the pages are resident from the start, so a flood
-            // does not grow the daemon's memory.
-            bufs: Box::new([[0xff; SLOT]; BATCH]),
+            // does not grow the daemon's memory. Built on the heap (a Box::new of an array
+            // would pass it through the stack, whose pages would then stay resident too).
+            bufs: vec![[0xff; SLOT]; BATCH].into_boxed_slice(),
             iov: Box::new(iov),
             addrs: Box::new(addrs),
             hdrs: Box::new(hdrs),
@@ -231,25 +232,26 @@ impl Capture {
     /// Reads the packets waiting, up to [`BATCH`], into `batch`; 0 when none is waiting.
     pub fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
         let b = &mut *batch;
-        for i in 0..BATCH {
-            b.iov[i] = libc::iovec {
-                iov_base: b.bufs[i].as_mut_ptr() as *mut libc::c_void,
+        let slots = b.bufs.iter_mut().zip(b.iov.iter_mut());
+        for ((buf, iov), (addr, hdr)) in slots.zip(b.addrs.iter_mut().zip(b.hdrs.iter_mut())) {
+            *iov = libc::iovec {
+                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
                 iov_len: SLOT,
             };
             // SAFETY: msghdr is plain data; zeroed is a valid value, filled in below.
             let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-            h.msg_name = &mut b.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_name = addr as *mut _ as *mut libc::c_void;
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            h.msg_iov = &mut b.iov[i];
+            h.msg_iov = iov;
             h.msg_iovlen = 1;
-            b.hdrs[i] = libc::mmsghdr {
+            *hdr = libc::mmsghdr {
                 msg_hdr: h,
                 msg_len: 0,
             };
         }
         b.len = 0;
         // SAFETY: every header points at live buffers of `batch` of the lengths given; the
-        // kernel writes at most BATCH messages.
+        // kernel writes at most BATCH messages (the length of `hdrs`).
         let n = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
