@@ -25,26 +25,23 @@ in_srv ip addr add 198.18.0.1/24 dev lan0; in_srv ip link set lan0 up
 ip -n "$LAN" link set lo up; ip -n "$LAN" addr add 198.18.0.10/24 dev eth0; ip -n "$LAN" link set eth0 up
 ip -n "$LAN" route add default via 198.18.0.1
 in_srv sysctl -qw net.ipv4.ip_forward=1
-ip netns exec "$LAN" python3 -c '
-import socket
+# listener NS PORT: a TCP service in NS (stands in for sshd/dropbear)
+listener() {
+	ip netns exec "$1" python3 -c '
+import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 22)); s.listen(64)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(64)
 while True:
     c, _ = s.accept(); c.close()
-' &
-E2E_PIDS="${E2E_PIDS:-} $!"
+' "$2" &
+	E2E_PIDS="${E2E_PIDS:-} $!"
+}
+listener "$LAN" 22
 fw4_load "$SRV" eth0 lan0 || { e2e_fail "fw4-like table"; exit 1; }
 
 # An SPA door on the router's own port 2200 (a listener stands in for dropbear), keys from
 # `latchkey keygen`.
-ip netns exec "$SRV" python3 -c '
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 2200)); s.listen(64)
-while True:
-    c, _ = s.accept(); c.close()
-' &
-E2E_PIDS="${E2E_PIDS:-} $!"
+listener "$SRV" 2200
 KEYS=$("$LATCHKEY" keygen)
 SPA_KEY=$(echo "$KEYS" | awk '/^KEY_BASE64/ {print $2}')
 SPA_HMAC=$(echo "$KEYS" | awk '/^HMAC_KEY_BASE64/ {print $2}')
