@@ -142,7 +142,7 @@ ip netns exec "$SRV" "$LATCHKEY" fwknopd -f -i eth0 -c "$WORK/fwknopd.conf" -a "
 E2E_PIDS="${E2E_PIDS:-} $!"
 listen_tcp 2204
 lk_rule() { in_srv iptables -S INPUT | grep -- "-s $1/32" | grep -- "--dport $2 " | grep -q latchkey-spa; }
-if wait_for 5 grep -q "listening on eth0" "$WORK/latchkey-fwknopd.out"; then
+if wait_for 5 grep -q "listening on eth0 (index" "$WORK/latchkey-fwknopd.out"; then
     in_cli "$LATCHKEY" knock --spa -A tcp/2204 -a 192.0.2.2 --key-base64-rijndael "$KEY" \
         --key-base64-hmac "$HMAC" --check 2204 192.0.2.1
     rc=$?

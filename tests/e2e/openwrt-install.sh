@@ -165,7 +165,7 @@ daemon_alive() { p=$(daemon_pid); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 latchkeys_in_netns() { # PIDs of latchkey processes in the router's namespace
 	for p in $(ip netns pids "$SRV"); do [ "$(cat /proc/$p/comm 2>/dev/null)" = latchkey ] && echo "$p"; done
 }
-listening() { grep -c "listening on eth0" "$R/tmp/latchkey.out" 2>/dev/null; }
+listening() { grep -c "listening on eth0 (index" "$R/tmp/latchkey.out" 2>/dev/null; }
 knock() { ip netns exec "$CLI" "$BIN" knock -d 100 192.0.2.1 7000 8000:udp 9000 >/dev/null 2>&1; }
 port22() { tcp_open "$CLI" 192.0.2.1 22; }
 nft_latchkey() { ip netns exec "$SRV" nft list ruleset 2>/dev/null | grep -i latchkey; }
@@ -213,7 +213,7 @@ for fmt in apk ipk; do
 	# 3. enable a door (`uci commit latchkey` makes procd reload the service) and knock once
 	user_config 10
 	in_root "/etc/init.d/latchkey reload" > "$WORK/svc.log" 2>&1
-	wait_for 5 sh -c "[ \"\$(grep -c 'listening on eth0' '$R/tmp/latchkey.out' 2>/dev/null)\" -ge 1 ]" \
+	wait_for 5 sh -c "[ \"\$(grep -c 'listening on eth0 (index' '$R/tmp/latchkey.out' 2>/dev/null)\" -ge 1 ]" \
 		&& e2e_pass "$fmt: enabled: the daemon runs and listens on eth0" || e2e_fail "$fmt: daemon did not start: $(tail -n 5 "$R/tmp/latchkey.out" 2>/dev/null) $(cat "$WORK/svc.log")"
 	port22 && e2e_fail "$fmt: port 22 open before the knock" || e2e_pass "$fmt: port 22 still closed before the knock"
 	knock
@@ -241,7 +241,7 @@ for fmt in apk ipk; do
 	else e2e_fail "$fmt: daemon not restarted by the upgrade (pid $before -> $after)"; fi
 	[ "$(latchkeys_in_netns | wc -l)" = 1 ] && e2e_pass "$fmt: one daemon runs after the upgrade" || e2e_fail "$fmt: daemons running: $(latchkeys_in_netns | tr '\n' ' ')"
 	grep -q "cmd_timeout   = 12" "$R/var/etc/latchkey.conf" && e2e_pass "$fmt: the daemon runs the edited door (open_time 12)" || e2e_fail "$fmt: generated config: $(grep cmd_timeout "$R/var/etc/latchkey.conf")"
-	wait_for 5 sh -c "[ \"\$(grep -c 'listening on eth0' '$R/tmp/latchkey.out')\" -ge 2 ]"
+	wait_for 5 sh -c "[ \"\$(grep -c 'listening on eth0 (index' '$R/tmp/latchkey.out')\" -ge 2 ]"
 	sleep 10   # the first grant (10 s) runs out
 	port22 && e2e_fail "$fmt: port 22 still open after the first grant's time" || e2e_pass "$fmt: first grant closed on time"
 	knock
