@@ -280,13 +280,6 @@ impl Grants {
         self.list.is_empty()
     }
 
-    /// Whether some grant still waits for a command to end or a stop to run.
-    pub fn pending_stop(&self) -> bool {
-        self.list
-            .iter()
-            .any(|g| g.has_stop() || g.phase == Phase::Starting)
-    }
-
     /// When the next stop command (or record lapse) is due.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.list

@@ -277,7 +277,7 @@ impl Tracker {
     }
 
     /// Ends every attempt on door `d` (its sequence changed), without events.
-    pub fn end_door(&mut self, d: usize) {
+    fn end_door(&mut self, d: usize) {
         while let Some(i) = self.doors.get(d).map(|l| l.head).filter(|&h| h != NIL) {
             self.remove(i);
         }

@@ -281,6 +281,14 @@ impl Asm {
         self.op(JEQ, k);
     }
 
+    /// Goes to `tcp` or `udp` by the protocol number at `off` (IPv4's protocol or IPv6's next
+    /// header); falls through for anything else.
+    fn by_protocol(&mut self, off: u32, tcp: usize, udp: usize) {
+        self.op(LD_B_ABS, off);
+        self.jump_if(JEQ, 6, tcp);
+        self.jump_if(JEQ, 17, udp);
+    }
+
     /// If `A == k`, accept the packet.
     fn accept_if(&mut self, k: u32) {
         self.code.push(Insn {
@@ -422,9 +430,7 @@ fn assemble(spec: &Spec, ipv6: bool, depth: Depth) -> Option<Vec<Insn>> {
         }
         for c in 0..n {
             a.here(dispatch[c]);
-            a.op(LD_B_ABS, base + 9);
-            a.jump_if(JEQ, 6, tcp[c]);
-            a.jump_if(JEQ, 17, udp[c]);
+            a.by_protocol(base + 9, tcp[c], udp[c]);
             a.op(RET, 0);
         }
         a.here(l6);
@@ -460,9 +466,7 @@ fn assemble(spec: &Spec, ipv6: bool, depth: Depth) -> Option<Vec<Insn>> {
             }
             for c in 0..n {
                 a.here(dispatch[c]);
-                a.op(LD_B_ABS, base + 6);
-                a.jump_if(JEQ, 6, tcp[c]);
-                a.jump_if(JEQ, 17, udp[c]);
+                a.by_protocol(base + 6, tcp[c], udp[c]);
                 for ext in IPV6_EXT {
                     a.accept_if(ext);
                 }
