@@ -106,8 +106,9 @@ pub enum Action {
         /// Variable syntax.
         style: Style,
     },
-    /// latchkey's own firewall rule: an iptables/ip6tables ACCEPT for the address and port,
-    /// inserted first in INPUT and deleted when the grant ends.
+    /// latchkey's own firewall rule for the address and port, through the first backend there
+    /// is: the OpenWrt helper, iptables/ip6tables (an ACCEPT first in INPUT, deleted when the
+    /// grant ends), or nft (a set element the kernel times out, deleted when the grant ends).
     Firewall,
 }
 
@@ -230,10 +231,55 @@ pub fn expand(cmd: &str, style: Style, v: &Vars) -> String {
 /// iptables + ipset on fw3); used when it is installed.
 pub const OPENWRT_FW: &str = "/usr/share/latchkey/fw";
 
-/// latchkey's firewall rule for one port: open and close commands. With the OpenWrt helper
-/// installed, its `open`/`close` (the kernel times the element out even if the daemon dies);
-/// otherwise an iptables/ip6tables ACCEPT inserted first in INPUT and deleted at the end.
-fn firewall(v: &Vars) -> (String, String) {
+/// latchkey's nftables backend, for hosts with `nft` but no iptables: a POSIX sh script run
+/// after `set -- open IP PROTO PORT SECONDS` or `set -- close IP PROTO PORT`. One line, as
+/// the state file keeps a close command, and short, as the daemon logs it whole when it runs.
+///
+/// An `accept` in one table does not override a `drop` in another table's base chain at the
+/// same hook, so the accept goes where the drop is: in every table (inet, and ip or ip6 by
+/// the address) with an `input` base chain whose policy is drop, a set `latchkey4` or
+/// `latchkey6` (address . protocol . port, with timeouts) and a rule first in each such chain
+/// accepting what is in it. Without such a chain, the same in latchkey's own table
+/// `inet latchkey` (chain `input`, priority filter - 1, policy accept). The set is created in
+/// the same transaction as the rules, so of parallel starts only one inserts them; when the
+/// set exists already (a table flushed by `flush table` keeps its sets), each chain is
+/// checked for the rule. The element is then deleted and added again with the grant's timeout
+/// in one transaction (an `add` keeps an existing element's timeout), and the kernel removes
+/// it by itself when it expires, even if the daemon was killed. Closing deletes the element
+/// from every `latchkey4`/`latchkey6` set (added then deleted in one transaction: no error when
+/// it already timed out); it fails only when nft does.
+pub(crate) const NFT: &str = "case $2 in *:*) f=6;; *) f=4;; esac; \
+    command -v nft >/dev/null || { echo \"latchkey: cannot $1 $3/$4 for $2: no \
+    /usr/share/latchkey/fw, iptables or nft\" >&2; exit 127; }; \
+    e=\"$2 . $3 . $4\" s=${5:-} n=latchkey$f; \
+    if [ $1 = close ]; then l=$(nft list sets) || exit 1; \
+    S=$(echo \"$l\" | awk -v n=$n '$1==\"table\"{t=$2\" \"$3} $1==\"set\"&&$2==n{print t,n}'); \
+    else l=$(nft list chains) || exit 1; \
+    c=$(echo \"$l\" | awk -v a=ip${f#4} '$1==\"table\"{y=$2;t=$3} $1==\"chain\"{h=$2} \
+    /hook input /&&/policy drop;/&&(y==\"inet\"||y==a){c[y\" \"t]=c[y\" \"t]\" \"h} \
+    END{for(k in c)print k c[k]}'); \
+    if [ -z \"$c\" ]; then echo \"add table inet latchkey; add chain inet latchkey input \
+    { type filter hook input priority filter - 1; policy accept; }\" | nft -f - || exit 1; \
+    c=\"inet latchkey input\"; fi; \
+    R=\"ip${f#4} saddr . meta l4proto . th dport @$n accept\"; \
+    echo \"$c\" | while read -r y t H; do \
+    { echo \"create set $y $t $n { type ipv${f}_addr . inet_proto . inet_service; \
+    flags timeout; }\"; \
+    for h in $H; do echo \"insert rule $y $t $h $R\"; done; } | nft -f - 2>/dev/null || \
+    for h in $H; do nft list chain $y $t $h | grep -q \"@$n \" || nft insert rule $y $t $h $R || \
+    exit 1; done; done || exit 1; \
+    S=$(echo \"$c\" | awk -v n=$n '{print $1,$2,n}'); fi; \
+    [ -n \"$S\" ] || exit 0; \
+    echo \"$S\" | while read -r t; do echo \"add element $t { $e }; delete element $t { $e }\"; \
+    [ -z \"$s\" ] || echo \"add element $t { $e timeout ${s}s }\"; done | nft -f -";
+
+/// latchkey's firewall rule for one port: open and close commands, `/bin/sh -c` snippets that
+/// take the first backend there is. The OpenWrt helper when installed (its `open`/`close`: a
+/// set element the kernel times out even if the daemon dies); else, when the command exists,
+/// an iptables/ip6tables ACCEPT inserted first in INPUT and deleted at the end; else nft
+/// ([`NFT`]: set elements with the kernel's timeout); else the command fails (exit 127) with
+/// a message on stderr.
+pub(super) fn firewall(v: &Vars) -> (String, String) {
     let tool = if v.ip.is_ipv6() {
         "ip6tables"
     } else {
@@ -243,12 +289,18 @@ fn firewall(v: &Vars) -> (String, String) {
     let rule =
         format!("-s {ip} -p {proto} --dport {port} -m comment --comment latchkey-spa -j ACCEPT");
     let fw = OPENWRT_FW;
-    (
+    let cmd = |op: &str, args: String, ipt: &str| {
         format!(
-            "if [ -x {fw} ]; then exec {fw} open {ip} {proto} {port} {}; fi; \
-             exec {tool} -w -I INPUT 1 {rule}",
-            v.timeout
+            "if [ -x {fw} ]; then exec {fw} {op} {args}; fi; if command -v {tool} >/dev/null \
+             2>&1; then exec {tool} -w {ipt} {rule}; fi; set -- {op} {args}; {NFT}"
+        )
+    };
+    (
+        cmd(
+            "open",
+            format!("{ip} {proto} {port} {}", v.timeout),
+            "-I INPUT 1",
         ),
-        format!("if [ -x {fw} ]; then exec {fw} close {ip} {proto} {port}; fi; exec {tool} -w -D INPUT {rule}"),
+        cmd("close", format!("{ip} {proto} {port}"), "-D INPUT"),
     )
 }

@@ -475,3 +475,96 @@ fn ipv6_knockers_get_their_own_address_for_0000_or_the_inner_ipv4() {
         Refusal::Stale(121)
     );
 }
+
+/// The firewall action's commands for `ip` (tcp/22, 30 s).
+fn firewall_commands(ip: &str) -> (String, String) {
+    super::door::firewall(&super::door::Vars {
+        ip: ip.parse().unwrap(),
+        pkt_src: ip.parse().unwrap(),
+        dst: ip.parse().unwrap(),
+        access: super::Access {
+            proto: crate::config::Proto::Tcp,
+            port: 22,
+        },
+        timeout: 30,
+        ts: 0,
+    })
+}
+
+/// Where each of `parts` starts in `s`, asserting they all occur, in this order.
+fn in_order(s: &str, parts: &[&str]) {
+    let mut at = 0;
+    for p in parts {
+        let i = s[at..]
+            .find(p)
+            .unwrap_or_else(|| panic!("{p:?} missing (or out of order) in {s}"));
+        at += i + p.len();
+    }
+}
+
+#[test]
+fn the_firewall_action_tries_the_openwrt_helper_then_iptables_then_nft() {
+    use super::door::{NFT, OPENWRT_FW};
+    for (ip, tool) in [("192.0.2.9", "iptables"), ("2001:db8::9", "ip6tables")] {
+        let (open, close) = firewall_commands(ip);
+        let rule =
+            format!("-s {ip} -p tcp --dport 22 -m comment --comment latchkey-spa -j ACCEPT; fi; ");
+        in_order(
+            &open,
+            &[
+                &format!(
+                    "if [ -x {OPENWRT_FW} ]; then exec {OPENWRT_FW} open {ip} tcp 22 30; fi; "
+                ),
+                &format!("if command -v {tool} >/dev/null 2>&1; then exec {tool} -w -I INPUT 1 "),
+                &rule,
+                &format!("set -- open {ip} tcp 22 30; "),
+                NFT,
+            ],
+        );
+        in_order(
+            &close,
+            &[
+                &format!("if [ -x {OPENWRT_FW} ]; then exec {OPENWRT_FW} close {ip} tcp 22; fi; "),
+                &format!("if command -v {tool} >/dev/null 2>&1; then exec {tool} -w -D INPUT "),
+                &rule,
+                &format!("set -- close {ip} tcp 22; "),
+                NFT,
+            ],
+        );
+        assert!(open.ends_with(NFT) && close.ends_with(NFT));
+        // One line, no tab: the state file keeps a close command on one line.
+        assert!(!open.contains(['\n', '\t']) && !close.contains(['\n', '\t']));
+        // The shell parses both.
+        for c in [&open, &close] {
+            let ok = std::process::Command::new("/bin/sh")
+                .args(["-n", "-c", c])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "sh -n rejects {c}");
+        }
+    }
+    // The nft script picks the set and rule of the address's family itself.
+    for part in [
+        "case $2 in *:*) f=6;; *) f=4;; esac",
+        "n=latchkey$f",
+        "R=\"ip${f#4} saddr . meta l4proto . th dport @$n accept\"",
+        "priority filter - 1; policy accept;",
+        "timeout ${s}s",
+    ] {
+        assert!(NFT.contains(part), "{part}");
+    }
+    // The daemon logs a command whole only if the line fits its 2 KiB buffer (with the door's
+    // name and a syslog or timestamp prefix): keep the longest one well inside it.
+    let long = super::door::firewall(&super::door::Vars {
+        ip: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+        pkt_src: "2001:db8::1".parse().unwrap(),
+        dst: "2001:db8::1".parse().unwrap(),
+        access: super::Access {
+            proto: crate::config::Proto::Udp,
+            port: 65535,
+        },
+        timeout: u32::MAX,
+        ts: 0,
+    });
+    assert!(long.0.len() < 1850, "{} bytes", long.0.len());
+}

@@ -378,7 +378,7 @@ fn a_door_name_used_twice_is_an_error_at_the_second_header() {
 }
 
 #[test]
-fn the_firewall_action_uses_the_openwrt_helper_when_installed_else_iptables() {
+fn the_firewall_action_uses_the_openwrt_helper_when_installed_else_iptables_else_nft() {
     let c = ok(&format!("[fw]\nSPA_Port = 1\n{SPA_KEYS}"));
     let f = &c.spa[0];
     let mut access = heapless::Vec::new();
@@ -395,18 +395,23 @@ fn the_firewall_action_uses_the_openwrt_helper_when_installed_else_iptables() {
     };
     let src = "2001:db8::9".parse().unwrap();
     let (open, close) = f.command(&g, g.access[0], src, src, 0);
+    let nft = crate::spa::door::NFT;
     assert_eq!(
         open,
-        "if [ -x /usr/share/latchkey/fw ]; then exec /usr/share/latchkey/fw open 2001:db8::9 udp \
-         53 5; fi; exec ip6tables -w -I INPUT 1 -s 2001:db8::9 -p udp --dport 53 -m comment \
-         --comment latchkey-spa -j ACCEPT"
+        format!(
+            "if [ -x /usr/share/latchkey/fw ]; then exec /usr/share/latchkey/fw open 2001:db8::9 \
+             udp 53 5; fi; if command -v ip6tables >/dev/null 2>&1; then exec ip6tables -w -I \
+             INPUT 1 -s 2001:db8::9 -p udp --dport 53 -m comment --comment latchkey-spa -j \
+             ACCEPT; fi; set -- open 2001:db8::9 udp 53 5; {nft}"
+        )
     );
     assert_eq!(
-        close.as_deref(),
-        Some(
+        close,
+        Some(format!(
             "if [ -x /usr/share/latchkey/fw ]; then exec /usr/share/latchkey/fw close 2001:db8::9 \
-             udp 53; fi; exec ip6tables -w -D INPUT -s 2001:db8::9 -p udp --dport 53 -m comment \
-             --comment latchkey-spa -j ACCEPT"
-        )
+             udp 53; fi; if command -v ip6tables >/dev/null 2>&1; then exec ip6tables -w -D \
+             INPUT -s 2001:db8::9 -p udp --dport 53 -m comment --comment latchkey-spa -j \
+             ACCEPT; fi; set -- close 2001:db8::9 udp 53; {nft}"
+        ))
     );
 }
