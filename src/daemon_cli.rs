@@ -155,9 +155,9 @@ pub fn describe_spa_door(d: &crate::spa::door::Door) -> String {
         r.max_age.map_or("(aging off)".into(), |a| format!("{a} s")),
     );
     match &d.action {
-        Action::Firewall => {
-            s.push_str("  action           latchkey's iptables/ip6tables ACCEPT rule\n")
-        }
+        Action::Firewall => s.push_str(
+            "  action           latchkey's firewall: OpenWrt helper, else iptables, else nft set\n",
+        ),
         Action::Commands { open, close, .. } => s.push_str(&format!(
             "  start_command    {open}\n  stop_command     {}\n",
             close.as_deref().unwrap_or("(none)")

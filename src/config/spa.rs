@@ -18,8 +18,10 @@
 //! `Require_Source_Address` (default yes: a new door does not open for "whoever sent it"),
 //! `Require_Username`, `Cmd_Timeout` (seconds granted when the client asks for none, default
 //! 30), `Max_Timeout` (ceiling for the client's own, default 300), `Max_Packet_Age` (default
-//! 120; 0 turns aging off). Without `Start_Command` a grant inserts latchkey's own
-//! iptables/ip6tables ACCEPT rule and deletes it at the end.
+//! 120; 0 turns aging off). Without `Start_Command` a grant opens through latchkey's own
+//! firewall action: the OpenWrt helper if installed, else an iptables/ip6tables ACCEPT rule,
+//! else an nftables set element with the grant's timeout (`spa::door::NFT`); it is
+//! undone at the end.
 
 use crate::spa::door::{Action, Door, Net, Style};
 use crate::spa::policy::{parse_ports, Rules};
