@@ -443,12 +443,17 @@ fn stderr_line(dropped: &mut Dropped, msg: &str) {
     let _ = err.write(line.as_bytes());
 }
 
+/// `[YYYY-MM-DD HH:MM] `, as knockd writes it: local time, or UTC without the `local-time`
+/// feature (see Cargo.toml).
 fn timestamp(line: &mut Line) {
-    // SAFETY: time(NULL) and localtime_r with valid pointers to locals.
+    // SAFETY: time(NULL) and localtime_r/gmtime_r with valid pointers to locals.
     let tm = unsafe {
         let t = libc::time(std::ptr::null_mut());
         let mut tm: libc::tm = std::mem::zeroed();
+        #[cfg(feature = "local-time")]
         libc::localtime_r(&t, &mut tm);
+        #[cfg(not(feature = "local-time"))]
+        libc::gmtime_r(&t, &mut tm);
         tm
     };
     let _ = write!(

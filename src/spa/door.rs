@@ -248,6 +248,7 @@ pub const OPENWRT_FW: &str = "/usr/share/latchkey/fw";
 /// it by itself when it expires, even if the daemon was killed. Closing deletes the element
 /// from every `latchkey4`/`latchkey6` set (added then deleted in one transaction: no error when
 /// it already timed out); it fails only when nft does.
+#[cfg(feature = "own-firewall")]
 pub(crate) const NFT: &str = "case $2 in *:*) f=6;; *) f=4;; esac; \
     command -v nft >/dev/null || { echo \"latchkey: cannot $1 $3/$4 for $2: no \
     /usr/share/latchkey/fw, iptables or nft\" >&2; exit 127; }; \
@@ -273,12 +274,24 @@ pub(crate) const NFT: &str = "case $2 in *:*) f=6;; *) f=4;; esac; \
     echo \"$S\" | while read -r t; do echo \"add element $t { $e }; delete element $t { $e }\"; \
     [ -z \"$s\" ] || echo \"add element $t { $e timeout ${s}s }\"; done | nft -f -";
 
+/// latchkey's firewall rule for one port without the `own-firewall` feature (the OpenWrt
+/// packages for mips/mipsel, which always install the helper): the helper's `open`/`close`.
+#[cfg(not(feature = "own-firewall"))]
+pub(super) fn firewall(v: &Vars) -> (String, String) {
+    let (ip, proto, port) = (v.ip, v.access.proto.name(), v.access.port);
+    (
+        format!("exec {OPENWRT_FW} open {ip} {proto} {port} {}", v.timeout),
+        format!("exec {OPENWRT_FW} close {ip} {proto} {port}"),
+    )
+}
+
 /// latchkey's firewall rule for one port: open and close commands, `/bin/sh -c` snippets that
 /// take the first backend there is. The OpenWrt helper when installed (its `open`/`close`: a
 /// set element the kernel times out even if the daemon dies); else, when the command exists,
 /// an iptables/ip6tables ACCEPT inserted first in INPUT and deleted at the end; else nft
 /// ([`NFT`]: set elements with the kernel's timeout); else the command fails (exit 127) with
 /// a message on stderr.
+#[cfg(feature = "own-firewall")]
 pub(super) fn firewall(v: &Vars) -> (String, String) {
     let tool = if v.ip.is_ipv6() {
         "ip6tables"

@@ -477,6 +477,7 @@ fn ipv6_knockers_get_their_own_address_for_0000_or_the_inner_ipv4() {
 }
 
 /// The firewall action's commands for `ip` (tcp/22, 30 s).
+#[cfg(feature = "own-firewall")]
 fn firewall_commands(ip: &str) -> (String, String) {
     super::door::firewall(&super::door::Vars {
         ip: ip.parse().unwrap(),
@@ -492,6 +493,7 @@ fn firewall_commands(ip: &str) -> (String, String) {
 }
 
 /// Where each of `parts` starts in `s`, asserting they all occur, in this order.
+#[cfg(feature = "own-firewall")]
 fn in_order(s: &str, parts: &[&str]) {
     let mut at = 0;
     for p in parts {
@@ -503,6 +505,7 @@ fn in_order(s: &str, parts: &[&str]) {
 }
 
 #[test]
+#[cfg(feature = "own-firewall")]
 fn the_firewall_action_tries_the_openwrt_helper_then_iptables_then_nft() {
     use super::door::{NFT, OPENWRT_FW};
     for (ip, tool) in [("192.0.2.9", "iptables"), ("2001:db8::9", "ip6tables")] {
@@ -567,4 +570,22 @@ fn the_firewall_action_tries_the_openwrt_helper_then_iptables_then_nft() {
         ts: 0,
     });
     assert!(long.0.len() < 1850, "{} bytes", long.0.len());
+}
+
+#[test]
+#[cfg(not(feature = "own-firewall"))]
+fn without_own_firewall_the_action_is_the_openwrt_helper_alone() {
+    let (open, close) = super::door::firewall(&super::door::Vars {
+        ip: "192.0.2.9".parse().unwrap(),
+        pkt_src: "192.0.2.9".parse().unwrap(),
+        dst: "192.0.2.1".parse().unwrap(),
+        access: super::Access {
+            proto: crate::config::Proto::Tcp,
+            port: 22,
+        },
+        timeout: 30,
+        ts: 0,
+    });
+    assert_eq!(open, "exec /usr/share/latchkey/fw open 192.0.2.9 tcp 22 30");
+    assert_eq!(close, "exec /usr/share/latchkey/fw close 192.0.2.9 tcp 22");
 }

@@ -378,6 +378,7 @@ fn a_door_name_used_twice_is_an_error_at_the_second_header() {
 }
 
 #[test]
+#[cfg(feature = "own-firewall")]
 fn the_firewall_action_uses_the_openwrt_helper_when_installed_else_iptables_else_nft() {
     let c = ok(&format!("[fw]\nSPA_Port = 1\n{SPA_KEYS}"));
     let f = &c.spa[0];
