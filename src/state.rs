@@ -201,7 +201,7 @@ fn parse(text: &str, boot: &str, now: Duration) -> Vec<Recovered> {
         else {
             continue;
         };
-        let (Ok(ms), Ok(src)) = (ms.parse::<u64>(), src.parse::<IpAddr>()) else {
+        let (Ok(ms), Ok(src)) = (crate::config::number(ms).ok_or(()), src.parse::<IpAddr>()) else {
             continue;
         };
         let left = if b == boot {

@@ -364,8 +364,8 @@ pub fn parse_sequence(value: &str) -> Result<Sequence, String> {
                 ))
             }
         };
-        let port = match port.parse::<u32>() {
-            Ok(p) if (1..=65535).contains(&p) => p as u16,
+        let port = match super::number(port) {
+            Some(p) if (1..=65535).contains(&p) => p as u16,
             _ => {
                 return Err(format!(
                     "bad port '{port}' in sequence; expected a number from 1 to 65535"
@@ -416,8 +416,8 @@ fn parse_bool(value: &str) -> Result<bool, String> {
 }
 
 fn parse_count(value: &str, min: usize, max: usize) -> Result<usize, String> {
-    match value.parse::<usize>() {
-        Ok(v) if (min..=max).contains(&v) => Ok(v),
+    match super::number(value) {
+        Some(v) if (min as u64..=max as u64).contains(&v) => Ok(v as usize),
         _ => Err(format!(
             "'{value}': expected a whole number from {min} to {max}"
         )),

@@ -61,10 +61,9 @@ pub(super) fn is_spa_key(key: &str) -> bool {
 }
 
 fn seconds(value: &str, max: u32) -> Result<u32, &'static str> {
-    value
-        .parse::<u32>()
-        .ok()
-        .filter(|&v| v <= max)
+    super::number(value)
+        .filter(|&v| v <= u64::from(max))
+        .map(|v| v as u32)
         .ok_or("expected a number of seconds (Max_Packet_Age at most 100000)")
 }
 
@@ -72,8 +71,8 @@ impl Draft {
     /// Takes one SPA key (lowercase `key`).
     pub(super) fn key(&mut self, key: &str, value: &str) -> Result<(), &'static str> {
         match key {
-            "spa_port" => match value.parse::<u16>() {
-                Ok(p) if p > 0 => self.port = Some(p),
+            "spa_port" => match super::number(value) {
+                Some(p) if (1..=65535).contains(&p) => self.port = Some(p as u16),
                 _ => return Err("expected a UDP port from 1 to 65535"),
             },
             "key" if !value.is_empty() && value.len() <= MAX_ENC_KEY => {

@@ -60,8 +60,8 @@ impl Net {
             let max = if addr.is_ipv4() { 32 } else { 128 };
             let prefix = if p.is_empty() {
                 max
-            } else if let Ok(n) = p.parse::<u8>() {
-                n
+            } else if let Some(n) = crate::config::number(p).filter(|&n| n <= 255) {
+                n as u8
             } else if let Ok(std::net::IpAddr::V4(m)) = p.parse::<IpAddr>() {
                 let m = u32::from(m);
                 if m.leading_ones() + m.trailing_zeros() != 32 {

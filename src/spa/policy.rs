@@ -129,7 +129,7 @@ pub fn parse_ports(text: &str) -> Option<Vec<Access>> {
             "udp" => crate::config::Proto::Udp,
             _ => return None,
         };
-        let port: u16 = port.trim().parse().ok().filter(|&p| p > 0)?;
+        let port = crate::config::number(port.trim()).filter(|p| (1..=65535).contains(p))? as u16;
         out.push(Access { proto, port });
     }
     (!out.is_empty()).then_some(out)

@@ -96,7 +96,10 @@ impl Cache {
             let Some((hex, until)) = line.trim().split_once(' ') else {
                 continue;
             };
-            let (Some(key), Ok(until)) = (unhex(hex), until.trim().parse::<i64>()) else {
+            let (Some(key), Some(until)) = (
+                unhex(hex),
+                crate::config::number(until.trim()).and_then(|u| i64::try_from(u).ok()),
+            ) else {
                 continue;
             };
             if until >= now && self.insert(key, until, now).is_ok() {

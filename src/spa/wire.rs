@@ -258,10 +258,10 @@ fn derive(pw: &[u8], salt: &[u8]) -> ([u8; 32], [u8; 16]) {
 }
 
 fn digits(s: &[u8], max: usize) -> Option<u64> {
-    if s.is_empty() || s.len() > max || !s.iter().all(u8::is_ascii_digit) {
+    if s.len() > max || s.first() == Some(&b'+') {
         return None;
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    crate::config::number(std::str::from_utf8(s).ok()?)
 }
 
 /// Decodes an fwknop username: printable, none of `" / \ [ ] : ; | = , + * ? < >`.

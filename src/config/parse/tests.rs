@@ -416,3 +416,15 @@ fn the_firewall_action_uses_the_openwrt_helper_when_installed_else_iptables_else
         ))
     );
 }
+
+#[test]
+fn number_takes_what_str_parse_took_for_integers_and_nothing_else() {
+    use crate::config::number;
+    for (s, n) in [("0", 0), ("22", 22), ("+22", 22), ("0065535", 65535)] {
+        assert_eq!(number(s), Some(n), "{s}");
+    }
+    assert_eq!(number("9999999999999999999"), Some(9_999_999_999_999_999_999));
+    for s in ["", "+", "-1", " 1", "1 ", "1.0", "0x10", "١", "99999999999999999999"] {
+        assert_eq!(number(s), None, "{s:?}");
+    }
+}
