@@ -19,6 +19,46 @@ use argh::{CommandInfo, EarlyExit, FromArgs, SubCommand};
 /// Version string shown by `--version` and `-V`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Writes `text` whole to standard output (`fd` 1) or standard error (2), straight to the
+/// descriptor. Not `print!`/`eprintln!`: std's locked, buffered streams cost 3 KB on mips for
+/// a handful of lines, and a closed stream is no reason to panic (the text is then lost).
+#[cfg(unix)]
+pub fn write_to(fd: i32, text: &str) {
+    let mut b = text.as_bytes();
+    while !b.is_empty() {
+        // SAFETY: writes from a live slice of its own length.
+        let n = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        b = b.get(n as usize..).unwrap_or_default();
+    }
+}
+
+/// [`write_to`] on Windows, through std's streams.
+#[cfg(not(unix))]
+pub fn write_to(fd: i32, text: &str) {
+    use std::io::Write;
+    let _ = if fd == 1 {
+        std::io::stdout().write_all(text.as_bytes())
+    } else {
+        std::io::stderr().write_all(text.as_bytes())
+    };
+}
+
+/// `text` on standard output.
+pub fn say(text: &str) {
+    write_to(1, text)
+}
+
+/// `text` and a newline on standard error.
+pub fn complain(text: &str) {
+    write_to(2, &format!("{text}\n"))
+}
+
 /// One subcommand: its name and one-line description come from its argh declaration
 /// (`#[argh(subcommand, name = ...)]` and the doc comment), `run` parses the rest of the line
 /// with its argh struct and runs it.
@@ -96,22 +136,24 @@ pub fn run(args: &[String]) -> i32 {
         return (sub.run)(name, &rest);
     }
     let Some((&cmd, args)) = rest.split_first() else {
-        eprintln!("{}", usage());
+        complain(&usage());
         return 2;
     };
     match cmd {
         "-V" | "--version" | "version" => {
-            println!("latchkey {VERSION}");
+            say(&format!("latchkey {VERSION}\n"));
             0
         }
         "-h" | "--help" | "help" => {
-            println!("{}", usage());
+            say(&format!("{}\n", usage()));
             0
         }
         _ => match by_name(cmd) {
             Some(sub) => (sub.run)(&format!("latchkey {cmd}"), args),
             None => {
-                eprintln!("latchkey: unknown command '{cmd}' (see latchkey --help)");
+                complain(&format!(
+                    "latchkey: unknown command '{cmd}' (see latchkey --help)"
+                ));
                 2
             }
         },
@@ -145,10 +187,10 @@ pub fn parse_quiet<T: Getopt>(prog: &str, args: &[&str]) -> Result<T, EarlyExit>
 /// Prints an early exit: help on stdout (status 0), a mistake as one line (status 2).
 fn report(prog: &str, exit: EarlyExit) -> i32 {
     if exit.status.is_ok() {
-        print!("{}", exit.output);
+        say(&exit.output);
         return 0;
     }
-    eprintln!("{prog}: {} (see --help)", exit.output.trim_end());
+    complain(&format!("{prog}: {} (see --help)", exit.output.trim_end()));
     2
 }
 

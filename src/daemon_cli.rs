@@ -69,9 +69,13 @@ impl crate::cli::Getopt for CheckArgs {
 fn load(path: &Path, prog: &str) -> Result<Config, i32> {
     config::load(path).map_err(|errors| {
         for e in &errors {
-            eprintln!("{e}");
+            crate::cli::complain(&e.to_string());
         }
-        eprintln!("{prog}: {} error(s) in {}", errors.len(), path.display());
+        crate::cli::complain(&format!(
+            "{prog}: {} error(s) in {}",
+            errors.len(),
+            path.display()
+        ));
         1
     })
 }
@@ -81,7 +85,7 @@ pub fn check(prog: &str, a: CheckArgs) -> i32 {
     let path = a.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
     match load(&path, prog) {
         Ok(cfg) => {
-            print!("{}", describe(&cfg));
+            crate::cli::say(&describe(&cfg));
             0
         }
         Err(code) => code,
@@ -232,16 +236,16 @@ fn interfaces(given: &[String]) -> Result<Vec<String>, String> {
 /// Runs `latchkey daemon` (or `knockd`).
 pub fn run(prog: &str, a: DaemonArgs) -> i32 {
     if a.version {
-        println!(
-            "latchkey {} (knockd-compatible daemon)",
+        crate::cli::say(&format!(
+            "latchkey {} (knockd-compatible daemon)\n",
             crate::cli::VERSION
-        );
+        ));
         return 0;
     }
     let interfaces = match interfaces(&a.interface) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("{prog}: -i: {e}");
+            crate::cli::complain(&format!("{prog}: -i: {e}"));
             return 2;
         }
     };
@@ -265,7 +269,7 @@ pub fn run(prog: &str, a: DaemonArgs) -> i32 {
     };
     let log_file = a.logfile.clone().or_else(|| cfg.options.log_file.clone());
     if let Err(e) = logging::configure(log_file.as_deref(), cfg.options.use_syslog) {
-        eprintln!("{prog}: cannot open log file: {e}");
+        crate::cli::complain(&format!("{prog}: cannot open log file: {e}"));
         return 1;
     }
     if a.lookup {
@@ -277,7 +281,7 @@ pub fn run(prog: &str, a: DaemonArgs) -> i32 {
         .unwrap_or_else(|| cfg.options.pid_file.clone());
     if a.daemon {
         if let Err(e) = daemonize() {
-            eprintln!("{prog}: cannot detach: {e}");
+            crate::cli::complain(&format!("{prog}: cannot detach: {e}"));
             return 1;
         }
     }

@@ -423,7 +423,11 @@ fn stderr_line(dropped: &mut Dropped, msg: &str) {
         dropped.0 += 1;
         return;
     }
-    let mut err = std::io::stderr().lock();
+    // One write(2) per line, as std's unbuffered stderr would do, without its lock.
+    let err = |b: &[u8]| {
+        // SAFETY: writes from a live slice of its own length.
+        unsafe { libc::write(2, b.as_ptr().cast(), b.len()) };
+    };
     if dropped.0 > 0 {
         let mut note = Line::new();
         let _ = writeln!(
@@ -431,7 +435,7 @@ fn stderr_line(dropped: &mut Dropped, msg: &str) {
             "{} log lines could not be written to stderr",
             dropped.0
         );
-        let _ = err.write(note.as_bytes());
+        err(note.as_bytes());
         dropped.0 = 0;
     }
     let mut line = Line::new();
@@ -440,7 +444,7 @@ fn stderr_line(dropped: &mut Dropped, msg: &str) {
         line.pop();
         let _ = line.push('\n');
     }
-    let _ = err.write(line.as_bytes());
+    err(line.as_bytes());
 }
 
 /// `[YYYY-MM-DD HH:MM] `, as knockd writes it: local time, or UTC without the `local-time`
