@@ -22,7 +22,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Writes `text` whole to standard output (`fd` 1) or standard error (2), straight to the
 /// descriptor. Not `print!`/`eprintln!`: std's locked, buffered streams cost 3 KB on mips for
 /// a handful of lines, and a closed stream is no reason to panic (the text is then lost).
-#[cfg(unix)]
+#[cfg(all(unix, not(test)))]
 pub fn write_to(fd: i32, text: &str) {
     let mut b = text.as_bytes();
     while !b.is_empty() {
@@ -38,15 +38,15 @@ pub fn write_to(fd: i32, text: &str) {
     }
 }
 
-/// [`write_to`] on Windows, through std's streams.
-#[cfg(not(unix))]
+/// [`write_to`] on Windows (and in unit tests, whose output the harness captures), through
+/// std's streams.
+#[cfg(any(not(unix), test))]
 pub fn write_to(fd: i32, text: &str) {
-    use std::io::Write;
-    let _ = if fd == 1 {
-        std::io::stdout().write_all(text.as_bytes())
+    if fd == 1 {
+        print!("{text}")
     } else {
-        std::io::stderr().write_all(text.as_bytes())
-    };
+        eprint!("{text}")
+    }
 }
 
 /// `text` on standard output.

@@ -244,6 +244,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        if line.contains('\0') {
+            // No command, name or key can hold one (a command line is a C string).
+            p.error(n, "a NUL byte; expected text".into());
+            continue;
+        }
         if line.starts_with('[') {
             let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
                 p.error(

@@ -24,72 +24,32 @@ use std::net::Ipv4Addr;
 
 /// Base64, standard alphabet, as fwknop writes it: no `=` written; when reading, `=` at the
 /// end is tolerated and unused trailing bits are dropped (fwknop's own decoder does both).
-/// Not cryptography: a dozen lines cost less than a crate on a router.
 mod b64 {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
 
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
+    const B64: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
 
     /// Decodes `input` into `out`; `None` on a character outside the alphabet, a length
     /// that no encoding has (4n+1), or `out` too small.
     pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
-        let input = match input {
-            [rest @ .., b'=', b'='] | [rest @ .., b'='] => rest,
-            _ => input,
-        };
-        if input.len() % 4 == 1 {
-            return None;
-        }
-        let (mut acc, mut bits, mut n) = (0u32, 0u32, 0usize);
-        for &c in input {
-            acc = ((acc << 6) | value(c)?) & 0xffff;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                *out.get_mut(n)? = (acc >> bits) as u8;
-                n += 1;
-            }
-        }
-        Some(n)
+        B64.decode_slice(input, out).ok()
     }
 
     /// Encodes `input` into `out` without padding; `None` if `out` is too small.
     pub fn encode_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
-        let (mut acc, mut bits, mut n) = (0u32, 0u32, 0usize);
-        let mut put = |v: u32, n: &mut usize| -> Option<()> {
-            *out.get_mut(*n)? = ALPHABET[(v & 63) as usize];
-            *n += 1;
-            Some(())
-        };
-        for &b in input {
-            acc = ((acc << 8) | b as u32) & 0xffff;
-            bits += 8;
-            while bits >= 6 {
-                bits -= 6;
-                put(acc >> bits, &mut n)?;
-            }
-        }
-        if bits > 0 {
-            put(acc << (6 - bits), &mut n)?;
-        }
-        Some(n)
+        B64.encode_slice(input, out).ok()
     }
 
     /// Encodes `input` without padding.
     pub fn encode(input: &[u8]) -> String {
-        let mut out = vec![0u8; input.len().div_ceil(3) * 4];
-        let n = encode_into(input, &mut out).unwrap_or(0);
-        out.truncate(n);
-        String::from_utf8(out).unwrap_or_default()
+        B64.encode(input)
     }
 }
 

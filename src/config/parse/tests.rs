@@ -441,3 +441,17 @@ fn number_takes_what_str_parse_took_for_integers_and_nothing_else() {
         assert_eq!(number(s), None, "{s:?}");
     }
 }
+
+#[test]
+fn a_nul_byte_is_refused_at_its_line() {
+    let errs = crate::config::parse(
+        std::path::Path::new("k.conf"),
+        "[ssh]\nsequence = 1,2\nstart_command = echo \0 x\n",
+    )
+    .unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.line == 3 && e.message.contains("NUL")),
+        "{errs:?}"
+    );
+}
