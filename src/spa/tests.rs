@@ -534,6 +534,8 @@ fn the_firewall_action_tries_the_openwrt_helper_then_iptables_then_nft() {
                 NFT,
             ],
         );
+        // Run again when the grant is extended, to renew the kernel's timeout.
+        assert!(open.contains(crate::config::FW_OPEN));
         assert!(open.ends_with(NFT) && close.ends_with(NFT));
         // One line, no tab: the state file keeps a close command on one line.
         assert!(!open.contains(['\n', '\t']) && !close.contains(['\n', '\t']));
