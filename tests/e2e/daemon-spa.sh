@@ -72,6 +72,12 @@ expect "a valid SPA from the real fwknop client opens tcp/22 for 192.0.2.2" \
 expect "... through latchkey's iptables rule for that address and port only" \
     sh -c "ip netns exec $SRV iptables -S INPUT | grep -q -- '-s 192.0.2.2/32 -p tcp -m tcp --dport 22 .*latchkey-spa.* -j ACCEPT'"
 expect "... and not for 192.0.2.3" refused "$CLI2" 192.0.2.1 22
+spa "$CLI" -A tcp/22 -a 192.0.2.2
+expect "a second packet during the grant extends it and runs the open again" \
+    seen 1 'already open, extended by 3 s; running its start command again'
+expect "... which exits with status 0" seen 2 'command exited with status 0'
+expect "... having found the rule there: still one rule" \
+    sh -c "[ \$(ip netns exec $SRV iptables -S INPUT | grep -c latchkey-spa) = 1 ]"
 expect "it closes after FW_ACCESS_TIMEOUT (3 s)" closed_within 6
 expect "... and the rule is gone" no_spa_rule
 
