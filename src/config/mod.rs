@@ -177,10 +177,11 @@ impl Door {
     /// door name with the same commands, so extending one stands for running the other. (A
     /// reloaded, unchanged door still finds its grants; a one-time door that moved to its
     /// next sequence too.) Start commands through the firewall helper may differ (an SPA
-    /// packet's own timeout): such a grant is extended by running the newer one.
+    /// packet's own timeout), or `self` may have none (a grant taken over from the state
+    /// file): such a grant is extended by running `other`'s.
     pub fn same_grant(&self, other: &Door) -> bool {
         let fw = |c: &Command| c.as_deref().is_some_and(|c| c.contains(FW_OPEN));
-        let same = |a: &Command, b: &Command| a == b || fw(a) && fw(b);
+        let same = |a: &Command, b: &Command| a == b || fw(b) && (a.is_none() || fw(a));
         self.name == other.name
             && same(&self.start, &other.start)
             && same(&self.start6, &other.start6)

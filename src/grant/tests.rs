@@ -143,6 +143,15 @@ fn an_spa_grant_asked_again_for_another_time_is_one_grant_to_the_later_end() {
     assert!(ids(&mut g, None).is_empty());
     assert_eq!(g.started(id, Ended::Ok, t0 + s(6)), Next::Stop(id));
     assert_eq!(g.len(), 1);
+    // A grant taken over from the state file (its door has no start command) is the same
+    // grant too: a new packet extends it, instead of a second grant that its close would end.
+    let mut g = Grants::new(4);
+    let mut adopted = (*door(60)).clone();
+    adopted.start = None;
+    let id = g.adopt(Rc::new(adopted), a, t0 + s(20)).unwrap();
+    assert_eq!(g.open(&door(10), a, t0, true), Opened::Repeat);
+    assert_eq!(g.open(&door(30), a, t0, true), Opened::Refresh(id));
+    assert_eq!(g.len(), 1);
 }
 
 #[test]
