@@ -9,6 +9,10 @@
 //!              (gone; a start that was killed or timed out is closed anyway: Stopping)
 //! ```
 //!
+//! A knock on an `Open` grant whose start command sets a kernel timeout ([`Door::refreshes`])
+//! sends it back to `Starting` to run that command again (a re-run: however it ends, it
+//! goes back to `Open`, or on to `Stopping` if its time is up).
+//!
 //! Invariants:
 //! - The table never holds more than its capacity (fixed at start, never grows).
 //! - A grant has at most one command pending (queued or running) at a time, and its next
@@ -65,6 +69,9 @@ pub struct Grant {
     pub close_asap: bool,
     /// Stop commands that failed so far.
     pub stop_failures: u8,
+    /// The start command pending runs again for a grant that was open already (see
+    /// [`Opened::Refresh`]): however it ends, the grant stays open.
+    pub rerun: bool,
 }
 
 impl Grant {
@@ -81,6 +88,10 @@ pub enum Opened {
     Start(u32),
     /// The knocker's grant was still open; it now lasts longer and nothing runs.
     Extend,
+    /// The knocker's grant was still open and its start command sets a timeout in the kernel
+    /// ([`Door::refreshes`]): it now lasts longer, and its start command runs again to move
+    /// that timeout along; report with [`Grants::started`] (the grant stays open either way).
+    Refresh(u32),
     /// A repeat of a door that is starting, or that has no stop command and ran its start
     /// command less than its window (`seq_timeout`, at most `cmd_timeout`) ago: nothing runs.
     Repeat,
@@ -127,7 +138,10 @@ impl Grants {
 
     /// Opens `door` for `src` at `now`. With `extend`, a live grant of the same door and
     /// knocker is pushed back to `now + cmd_timeout` instead of starting again (knockd runs
-    /// the start command every time, piling up firewall rules).
+    /// the start command every time, piling up firewall rules). A door whose start command
+    /// sets a kernel timeout ([`Door::refreshes`]) is pushed back whatever `extend` says (its
+    /// grants would share one element, and the first to end would close it for all), to the
+    /// later end, and its start command runs again; at most once a second.
     pub fn open(&mut self, door: &Rc<Door>, src: IpAddr, now: Instant, extend: bool) -> Opened {
         let has_stop = door.stop_for(src).is_some();
         let until = now
@@ -143,6 +157,16 @@ impl Grants {
             .iter_mut()
             .find(|g| g.src == src && g.phase != Phase::Stopping && g.door.same_grant(door))
         {
+            if g.phase == Phase::Open && door.refreshes(src) {
+                if until < g.until + Duration::from_secs(1) {
+                    return Opened::Repeat;
+                }
+                g.until = until;
+                g.door = door.clone();
+                g.phase = Phase::Starting;
+                g.rerun = true;
+                return Opened::Refresh(g.id);
+            }
             if !has_stop || g.phase == Phase::Starting {
                 return Opened::Repeat;
             }
@@ -163,6 +187,7 @@ impl Grants {
             phase: Phase::Starting,
             close_asap: false,
             stop_failures: 0,
+            rerun: false,
         });
         Opened::Start(id)
     }
@@ -182,6 +207,7 @@ impl Grants {
             phase: Phase::Open,
             close_asap: false,
             stop_failures: 0,
+            rerun: false,
         });
         Some(id)
     }
@@ -223,6 +249,12 @@ impl Grants {
             return Next::Nothing;
         };
         let g = &mut self.list[i];
+        // Run again for an open grant: whatever it did, the grant stays open until its end.
+        let how = if std::mem::take(&mut g.rerun) {
+            Ended::Ok
+        } else {
+            how
+        };
         match how {
             Ended::Ok if g.close_asap || (g.has_stop() && g.until <= now) => {
                 g.phase = Phase::Stopping;

@@ -2,8 +2,9 @@
 //! syslog with `UseSyslog`, and stderr (`-v` for the knock lines, `-D` for debugging).
 //!
 //! Invariants, because lines are logged from the packet path:
-//! - Logging a line does not allocate: it is formatted into a fixed buffer on the stack (long
-//!   lines are cut).
+//! - Logging a line does not allocate: it is formatted into a fixed buffer on the stack. A
+//!   message longer than [`MSG_MAX`] keeps what fits, cut at a character boundary and marked
+//!   with [`CUT`].
 //! - No sink ever blocks the loop. The log file is opened non-blocking (a FIFO without room
 //!   costs lines, not time), the syslog socket is non-blocking (a syslog daemon that stopped
 //!   reading fills its queue, then lines are dropped), stderr is written only when poll says
@@ -195,6 +196,38 @@ struct Logger;
 static LOGGER: Logger = Logger;
 
 type Line = heapless::String<2048>;
+
+/// The longest message: a line less room for what a sink adds around it (a timestamp, or
+/// syslog's `<PRI>ident[pid]: `, and the newline).
+const MSG_MAX: usize = 2048 - 32;
+/// The end of a message that was cut to [`MSG_MAX`].
+const CUT: &str = " [cut]";
+
+/// Formats a message into a line: what goes past [`MSG_MAX`] is cut off, at a character
+/// boundary, and [`CUT`] ends the line (formatting then stops).
+struct Cut<'a>(&'a mut Line);
+
+impl std::fmt::Write for Cut<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let line = &mut *self.0;
+        if line.len() + s.len() <= MSG_MAX {
+            return line.push_str(s).map_err(|_| std::fmt::Error);
+        }
+        let keep = MSG_MAX - CUT.len();
+        let mut end = keep.saturating_sub(line.len()).min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let _ = line.push_str(&s[..end]);
+        let mut end = line.len().min(keep);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        let _ = line.push_str(CUT);
+        Err(std::fmt::Error)
+    }
+}
 
 /// Installs the logger. `stderr` is the most detailed level shown on stderr (warnings always
 /// are; `-v` adds the knock lines, `-D` debugging); `ident` is the name on syslog lines.
@@ -514,7 +547,7 @@ impl Log for Logger {
             return;
         }
         let mut msg = Line::new();
-        let _ = write!(msg, "{}", r.args());
+        let _ = write!(Cut(&mut msg), "{}", r.args());
         emit(&mut s, r.level(), &msg);
     }
 
@@ -526,6 +559,36 @@ impl Log for Logger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_message_is_cut_not_dropped() {
+        // 3000 bytes of two-byte characters, after a prefix of odd length.
+        let long = "é".repeat(1500);
+        let mut msg = Line::new();
+        let _ = write!(Cut(&mut msg), "door: running command: {long} and more");
+        assert!(msg.starts_with("door: running command: éé"), "{msg}");
+        assert!(msg.ends_with("éé [cut]"), "{msg}");
+        assert!(msg.len() > 2000 && msg.len() <= MSG_MAX, "{}", msg.len());
+        // A sink writes it whole, with its timestamp and newline.
+        let path = std::env::temp_dir().join(format!("latchkey-log-{}", std::process::id()));
+        let mut f = open(&path).unwrap();
+        file_line(&mut f, &mut Dropped(0), &msg);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            text.starts_with('[') && text.ends_with(&format!("{msg}\n")),
+            "{text}"
+        );
+        // Cut in a later piece, when the line is nearly full already; what fits is untouched.
+        let mut msg = Line::new();
+        let _ = write!(Cut(&mut msg), "{}bcdefgh", "a".repeat(MSG_MAX - 3));
+        assert_eq!(msg.len(), MSG_MAX);
+        assert!(msg.ends_with("aaa [cut]"));
+        let mut msg = Line::new();
+        let _ = write!(Cut(&mut msg), "{}b", "a".repeat(MSG_MAX - 1));
+        assert_eq!(msg.len(), MSG_MAX);
+        assert!(msg.ends_with("ab"));
+    }
 
     #[test]
     fn a_burst_passes_then_one_line_per_refill() {

@@ -1,7 +1,7 @@
 //! Logging from the packet path allocates nothing: a counting global allocator watches the
 //! logger while it writes knock lines to a LogFile and syslog (no syslog daemon here, so every
 //! syslog line is dropped and counted), holds knock and open lines back over their limits, and
-//! reports the held-back lines. Setup (the logger, the file, one line to load the time zone)
+//! reports the held-back lines; a line too long for its buffer is cut, not dropped. Setup (the logger, the file, one line to load the time zone)
 //! happens before counting starts.
 #![cfg(target_os = "linux")]
 
@@ -22,6 +22,7 @@ fn knock_lines_and_their_limit_allocate_nothing() {
     logging::init(LevelFilter::Warn, "latchkey");
     logging::configure(Some(&path), true).unwrap();
     info!("warm-up: the time zone is loaded on the first line");
+    let long = "x".repeat(3000);
 
     ON.with(|on| on.set(true));
     for i in 0..(BURST * 3) {
@@ -34,6 +35,7 @@ fn knock_lines_and_their_limit_allocate_nothing() {
     }
     info!("openSSH: running command: /sbin/iptables -I INPUT 1 -s 192.0.2.2 -j ACCEPT");
     warn!("openSSH: command returned non-zero status code (1)");
+    info!("long: running command: {long}");
     logging::flush();
     ON.with(|on| on.set(false));
 
@@ -48,6 +50,13 @@ fn knock_lines_and_their_limit_allocate_nothing() {
     assert_eq!(opens, BURST as usize, "{text}");
     assert!(text.contains("too many open lines"), "{text}");
     assert!(text.contains("running command"), "{text}");
+    let cut = text
+        .lines()
+        .find(|l| l.contains("long: running command: xxx"));
+    assert!(
+        cut.is_some_and(|l| l.len() > 2000 && l.ends_with("xxx [cut]")),
+        "{text}"
+    );
     for (kind, n) in [("knock", BURST * 2), ("open", BURST)] {
         let want = format!("{n} {kind} log lines suppressed");
         assert!(text.contains(&want), "{want} not in {text}");

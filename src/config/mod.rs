@@ -118,6 +118,10 @@ impl fmt::Display for TcpFlags {
     }
 }
 
+/// What a start command that opens through the OpenWrt package's firewall helper contains
+/// (`/usr/share/latchkey/fw open IP PROTO PORT SECONDS`): see [`Door::refreshes`].
+pub const FW_OPEN: &str = "/usr/share/latchkey/fw open ";
+
 /// A command as given in the config: absent (fall back, for the `_6` variants), or text that
 /// may be empty (empty disables).
 pub type Command = Option<String>;
@@ -172,13 +176,24 @@ impl Door {
     /// Whether a grant of `self` and one of `other` are the same grant for a knocker: the same
     /// door name with the same commands, so extending one stands for running the other. (A
     /// reloaded, unchanged door still finds its grants; a one-time door that moved to its
-    /// next sequence too.)
+    /// next sequence too.) Start commands through the firewall helper may differ (an SPA
+    /// packet's own timeout), or `self` may have none (a grant taken over from the state
+    /// file): such a grant is extended by running `other`'s.
     pub fn same_grant(&self, other: &Door) -> bool {
+        let fw = |c: &Command| c.as_deref().is_some_and(|c| c.contains(FW_OPEN));
+        let same = |a: &Command, b: &Command| a == b || fw(b) && (a.is_none() || fw(a));
         self.name == other.name
-            && self.start == other.start
-            && self.start6 == other.start6
+            && same(&self.start, &other.start)
+            && same(&self.start6, &other.start6)
             && self.stop == other.stop
             && self.stop6 == other.stop6
+    }
+
+    /// Whether the start command for `ip` calls the OpenWrt package's firewall helper
+    /// ([`FW_OPEN`], as UCI doors and the SPA firewall action do): what it opens has a timeout
+    /// in the kernel, and running it again (it is idempotent) renews that timeout.
+    pub fn refreshes(&self, ip: IpAddr) -> bool {
+        self.start_for(ip).is_some_and(|c| c.contains(FW_OPEN))
     }
 
     /// Whether a knock attempt on `self` may carry on on `other` after a reload: the same

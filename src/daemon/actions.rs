@@ -93,11 +93,20 @@ impl Actions {
     }
 
     pub(super) fn open(&mut self, d: &Rc<Door>, src: IpAddr, now: Instant) {
-        match self
+        let opened = self
             .grants
-            .open(d, src, now, self.cfg.options.extend_grants)
-        {
-            Opened::Start(id) => {
+            .open(d, src, now, self.cfg.options.extend_grants);
+        match opened {
+            Opened::Start(id) | Opened::Refresh(id) => {
+                if matches!(opened, Opened::Refresh(_)) {
+                    info!(
+                        target: KNOCK,
+                        "{src}: {}: already open, extended by {} s; running its start command \
+                         again (it renews the firewall's timeout)",
+                        d.name,
+                        d.cmd_timeout.as_secs()
+                    );
+                }
                 // Only grants with a stop command are written down (the state file).
                 self.grants_changed |= d.stop_for(src).is_some();
                 match d.start_for(src) {
@@ -166,7 +175,7 @@ impl Actions {
             return;
         };
         self.grants_changed |= g.has_stop();
-        let (src, name) = (g.src, g.door.name.clone());
+        let (src, name, rerun) = (g.src, g.door.name.clone(), g.rerun);
         let how = match d.outcome {
             Outcome::Exited(0) => Ended::Ok,
             Outcome::Exited(_) | Outcome::NotStarted => Ended::Failed,
@@ -174,7 +183,9 @@ impl Actions {
         };
         match d.kind {
             Kind::Start => {
-                if how != Ended::Ok {
+                if how != Ended::Ok && rerun {
+                    warn!("{src}: {name}: start command failed when run again; the grant stays open until its end, but the firewall may close it at its old timeout");
+                } else if how != Ended::Ok {
                     warn!("{src}: {name}: start command failed; the door is not open (the next knock tries again)");
                 }
                 if let Next::Stop(id) = self.grants.started(d.grant, how, now) {

@@ -48,6 +48,112 @@ fn extends_instead_of_starting_twice() {
     assert_eq!(g.len(), 2);
 }
 
+/// A knockd door whose commands go through latchkey's firewall helper (as README suggests),
+/// and a UCI door (no stop command: the element's kernel timeout closes it).
+const FW: &str = "[h]\nsequence=1\ncmd_timeout=10\n\
+                  start_command=/usr/share/latchkey/fw open %IP% tcp 22 10\n\
+                  stop_command=/usr/share/latchkey/fw close %IP% tcp 22\n\
+                  [u]\nsequence=2\nseq_timeout=15\ncmd_timeout=10\n\
+                  start_command=/usr/share/latchkey/fw open %IP% tcp 22 10\n";
+
+#[test]
+fn extending_runs_the_start_again_for_kernel_timed_doors_only() {
+    let (c, fw) = (doors(CONF), doors(FW));
+    let a = ip("192.0.2.7");
+    assert!(!c.doors[0].refreshes(a) && fw.doors[0].refreshes(a) && fw.doors[1].refreshes(a));
+    let mut g = Grants::new(4);
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    // A plain knockd door: extended, its start command does not run again.
+    let plain = started(g.open(&c.doors[0], a, t0, true));
+    g.started(plain, Ended::Ok, t0);
+    assert_eq!(g.open(&c.doors[0], a, t0 + s(5), true), Opened::Extend);
+    assert_eq!(
+        g.open(&c.doors[0], a, t0 + s(5), false),
+        Opened::Start(plain + 1)
+    );
+    let mut g = Grants::new(4);
+    // The helper's door: extended, and its start runs again (it renews the kernel's timeout).
+    let id = started(g.open(&fw.doors[0], a, t0, true));
+    g.started(id, Ended::Ok, t0);
+    assert_eq!(
+        g.open(&fw.doors[0], a, t0 + s(5), true),
+        Opened::Refresh(id)
+    );
+    // While it runs, nothing more runs and nothing closes, even past the first end.
+    assert_eq!(g.open(&fw.doors[0], a, t0 + s(6), true), Opened::Repeat);
+    assert!(ids(&mut g, Some(t0 + s(12))).is_empty());
+    // A re-run that fails leaves the grant open until its new end, then its stop runs.
+    assert_eq!(g.started(id, Ended::Failed, t0 + s(6)), Next::Nothing);
+    assert_eq!(g.get(id).map(|x| x.phase), Some(Phase::Open));
+    assert!(ids(&mut g, Some(t0 + s(14))).is_empty());
+    // At most once a second (a flood of knocks is not a fork storm).
+    assert_eq!(
+        g.open(&fw.doors[0], a, t0 + s(5) + s(1) / 2, true),
+        Opened::Repeat
+    );
+    // ExtendGrants = no makes no second grant on the same element (its stop would close it).
+    assert_eq!(
+        g.open(&fw.doors[0], a, t0 + s(7), false),
+        Opened::Refresh(id)
+    );
+    g.started(id, Ended::Killed, t0 + s(7));
+    assert_eq!(ids(&mut g, Some(t0 + s(17))), vec![id]);
+    assert!(!g.stopped(id, Ended::Ok, t0 + s(17)));
+    // A UCI door (no stop command): a knock within its window runs the start again too.
+    let id = started(g.open(&fw.doors[1], a, t0, true));
+    g.started(id, Ended::Ok, t0);
+    assert_eq!(g.open(&fw.doors[1], a, t0 + s(1) / 2, true), Opened::Repeat);
+    assert_eq!(
+        g.open(&fw.doors[1], a, t0 + s(3), true),
+        Opened::Refresh(id)
+    );
+    g.started(id, Ended::Ok, t0 + s(3));
+    assert!(ids(&mut g, Some(t0 + s(12))).is_empty());
+    assert_eq!(g.len(), 1);
+    assert!(ids(&mut g, Some(t0 + s(13))).is_empty());
+    assert!(g.is_empty(), "the record lapses at its new end");
+}
+
+#[test]
+fn an_spa_grant_asked_again_for_another_time_is_one_grant_to_the_later_end() {
+    // The SPA firewall action's door for one port: the timeout is part of the open command.
+    let door = |secs: u64| {
+        let mut d = (*doors(FW).doors[0]).clone();
+        d.start = Some(format!("/usr/share/latchkey/fw open %IP% tcp 22 {secs}"));
+        d.cmd_timeout = Duration::from_secs(secs);
+        Rc::new(d)
+    };
+    let mut g = Grants::new(4);
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let a = ip("192.0.2.7");
+    let id = started(g.open(&door(60), a, t0, true));
+    g.started(id, Ended::Ok, t0);
+    // Asking for less than is left: nothing runs, the grant keeps its end.
+    assert_eq!(g.open(&door(10), a, t0 + s(5), true), Opened::Repeat);
+    assert_eq!(g.next_deadline(), Some(t0 + s(60)));
+    // Asking for more: the same grant, run with the new time, ending later.
+    assert_eq!(g.open(&door(300), a, t0 + s(5), true), Opened::Refresh(id));
+    assert_eq!(
+        g.get(id).and_then(|x| x.door.start.clone()).as_deref(),
+        Some("/usr/share/latchkey/fw open %IP% tcp 22 300")
+    );
+    // At shutdown, the re-run's end is followed by the stop.
+    assert!(ids(&mut g, None).is_empty());
+    assert_eq!(g.started(id, Ended::Ok, t0 + s(6)), Next::Stop(id));
+    assert_eq!(g.len(), 1);
+    // A grant taken over from the state file (its door has no start command) is the same
+    // grant too: a new packet extends it, instead of a second grant that its close would end.
+    let mut g = Grants::new(4);
+    let mut adopted = (*door(60)).clone();
+    adopted.start = None;
+    let id = g.adopt(Rc::new(adopted), a, t0 + s(20)).unwrap();
+    assert_eq!(g.open(&door(10), a, t0, true), Opened::Repeat);
+    assert_eq!(g.open(&door(30), a, t0, true), Opened::Refresh(id));
+    assert_eq!(g.len(), 1);
+}
+
 #[test]
 fn a_failed_start_leaves_no_grant_and_the_next_knock_starts_again() {
     let c = doors(CONF);

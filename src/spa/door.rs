@@ -288,9 +288,10 @@ pub(super) fn firewall(v: &Vars) -> (String, String) {
 /// latchkey's firewall rule for one port: open and close commands, `/bin/sh -c` snippets that
 /// take the first backend there is. The OpenWrt helper when installed (its `open`/`close`: a
 /// set element the kernel times out even if the daemon dies); else, when the command exists,
-/// an iptables/ip6tables ACCEPT inserted first in INPUT and deleted at the end; else nft
-/// ([`NFT`]: set elements with the kernel's timeout); else the command fails (exit 127) with
-/// a message on stderr.
+/// an iptables/ip6tables ACCEPT inserted first in INPUT (unless it is there already) and
+/// deleted at the end; else nft ([`NFT`]: set elements with the kernel's timeout); else the
+/// command fails (exit 127) with a message on stderr. Opening twice opens once, and renews
+/// the kernel's timeout: the daemon runs it again when the grant is extended.
 #[cfg(feature = "own-firewall")]
 pub(super) fn firewall(v: &Vars) -> (String, String) {
     let tool = if v.ip.is_ipv6() {
@@ -302,18 +303,25 @@ pub(super) fn firewall(v: &Vars) -> (String, String) {
     let rule =
         format!("-s {ip} -p {proto} --dport {port} -m comment --comment latchkey-spa -j ACCEPT");
     let fw = OPENWRT_FW;
-    let cmd = |op: &str, args: String, ipt: &str| {
+    let cmd = |op: &str, args: String, ipt: String| {
         format!(
             "if [ -x {fw} ]; then exec {fw} {op} {args}; fi; if command -v {tool} >/dev/null \
-             2>&1; then exec {tool} -w {ipt} {rule}; fi; set -- {op} {args}; {NFT}"
+             2>&1; then {ipt}; fi; set -- {op} {args}; {NFT}"
         )
     };
     (
         cmd(
             "open",
             format!("{ip} {proto} {port} {}", v.timeout),
-            "-I INPUT 1",
+            format!(
+                "set -- {rule}; {tool} -w -C INPUT \"$@\" 2>/dev/null || exec {tool} -w -I INPUT \
+                 1 \"$@\"; exit 0"
+            ),
         ),
-        cmd("close", format!("{ip} {proto} {port}"), "-D INPUT"),
+        cmd(
+            "close",
+            format!("{ip} {proto} {port}"),
+            format!("exec {tool} -w -D INPUT {rule}"),
+        ),
     )
 }

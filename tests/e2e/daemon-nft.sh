@@ -8,6 +8,9 @@
 #      connects from the knocker only and closes after the access time (element gone);
 #      a daemon killed with SIGKILL leaves an element the kernel times out by itself, and
 #      the next start's close of that grant succeeds although the element is gone;
+#   e. a second packet while the grant is open runs the open again, which renews the element's
+#      kernel timeout: the door stays open past the first grant's end; a third asking for more
+#      time (-f 5) extends the same grant to its later end; one close, at that end;
 #   c. an IPv6 knocker (-s, the packet's source): latchkey6 in the inet table only;
 #   b. no input chain drops: latchkey's own table inet latchkey holds the element;
 #   d. neither iptables nor nft: the start fails with a message and its exit status, and
@@ -69,6 +72,16 @@ no_elem() { [ -z "$(elements "$1" "$2" "$3")" ]; }
 # seen N PATTERN: the daemon logged PATTERN (grep -E) at least N times (waits up to 3 s).
 seen() { wait_for 3 sh -c "[ \$(grep -Ec -- '$2' '$WORK/daemon.out') -ge $1 ]"; }
 count() { grep -Ec -- "$1" "$WORK/daemon.out"; }
+# expires_ms FAMILY TABLE SET: milliseconds left on the set's first element (-1: none).
+expires_ms() {
+    in_srv nft list set "$1" "$2" "$3" 2>/dev/null | python3 -c '
+import re, sys
+m = re.search(r"expires (?:(\d+)s)?(?:(\d+)ms)?", sys.stdin.read())
+print(int(m.group(1) or 0) * 1000 + int(m.group(2) or 0) if m else -1)'
+}
+now_ms() { date +%s%3N; }
+# sleep_until MS: sleeps until the clock reads MS (now_ms).
+sleep_until() { sleep "$(python3 -c "print(max(0, ($1 - $(now_ms)) / 1000))")"; }
 
 # --- a. two tables whose input chains drop -------------------------------------------------
 in_srv nft -f - <<'EOF'
@@ -115,6 +128,37 @@ expect "... the element is gone from both sets" \
 expect "... and the daemon's open and close both exited with status 0" \
     sh -c "[ \$(grep -c 'command exited with status 0' '$WORK/daemon.out') -ge 2 ] &&
         ! grep -q 'non-zero status' '$WORK/daemon.out'"
+
+# --- e. a second packet while the grant is open (the two drop chains of a) -------------------
+n=$(count 'command exited with status 0')
+closes=$(count 'running command: .*set -- close 192.0.2.2 tcp 22; ')
+spa_from "$CLI" 192.0.2.1 -a 192.0.2.2
+t0=$(now_ms)
+expect "re-grant: a packet opens tcp/22 for 3 s" wait_for 3 tcp_open "$CLI" 192.0.2.1 22
+sleep_until $((t0 + 1500))
+e1=$(expires_ms inet filter latchkey4)
+spa_from "$CLI" 192.0.2.1 -a 192.0.2.2
+expect "... a second packet 1.5 s later extends the grant and runs the open again" \
+    seen 1 'ssh-spa tcp/22: already open, extended by 3 s; running its start command again'
+expect "... which exits with status 0" seen $((n + 2)) 'command exited with status 0'
+e2=$(expires_ms inet filter latchkey4)
+expect "... the element's kernel timeout is renewed (expires ${e1} ms -> ${e2} ms)" \
+    [ "$e1" -gt 0 ] && [ "$e2" -gt $((e1 + 1000)) ]
+sleep_until $((t0 + 3700))
+expect "... tcp/22 is still open past the first grant's end (3 s)" tcp_open "$CLI" 192.0.2.1 22
+spa_from "$CLI" 192.0.2.1 -a 192.0.2.2 -f 5
+t2=$(now_ms)
+expect "... a third packet asking for 5 s extends the same grant to its later end" \
+    seen 1 'ssh-spa tcp/22: already open, extended by 5 s; running its start command again'
+expect "... and renews the element for 5 s" \
+    wait_for 2 sh -c "ip netns exec $SRV nft list set inet filter latchkey4 | grep -q '192.0.2.2 . tcp . 22 timeout 5s'"
+sleep_until $((t2 + 4300))
+expect "... tcp/22 is still open 4.3 s after it" tcp_open "$CLI" 192.0.2.1 22
+expect "... and closes at the extended end" wait_for 3 refused "$CLI" 192.0.2.1 22
+expect "... the element is gone" wait_for 3 no_elem inet filter latchkey4
+expect "... one grant: its close ran once, at the end" \
+    sh -c "[ \$(grep -Ec -- 'running command: .*set -- close 192.0.2.2 tcp 22; ' '$WORK/daemon.out') = $((closes + 1)) ]"
+expect "... and no command failed" sh -c "! grep -q 'non-zero status' '$WORK/daemon.out'"
 
 spa_from "$CLI" 192.0.2.1 -a 192.0.2.2
 expect "a second grant opens again" wait_for 3 tcp_open "$CLI" 192.0.2.1 22

@@ -4,7 +4,8 @@
 # SPA door of `latchkey daemon` (knockd.conf, Start/Stop_Command): TCP 22 opens for the
 # allowed address only and closes after the timeout; replays (same source, other source,
 # after a restart), stale and future packets, wrong keys, REQUIRE_SOURCE_ADDRESS, a port
-# outside OPEN_PORTS and a client timeout above MAX_FW_TIMEOUT are refused or clamped.
+# outside OPEN_PORTS and a client timeout above MAX_FW_TIMEOUT are refused or clamped; a packet
+# during a grant extends it with one rule, also after SIGKILL and a restart.
 . "$(dirname "$0")/lib.sh"
 command -v fwknop >/dev/null || { echo "skip spa: fwknop client not installed (scripts/ci-deps)"; exit 0; }
 
@@ -72,6 +73,12 @@ expect "a valid SPA from the real fwknop client opens tcp/22 for 192.0.2.2" \
 expect "... through latchkey's iptables rule for that address and port only" \
     sh -c "ip netns exec $SRV iptables -S INPUT | grep -q -- '-s 192.0.2.2/32 -p tcp -m tcp --dport 22 .*latchkey-spa.* -j ACCEPT'"
 expect "... and not for 192.0.2.3" refused "$CLI2" 192.0.2.1 22
+spa "$CLI" -A tcp/22 -a 192.0.2.2
+expect "a second packet during the grant extends it and runs the open again" \
+    seen 1 'already open, extended by 3 s; running its start command again'
+expect "... which exits with status 0" seen 2 'command exited with status 0'
+expect "... having found the rule there: still one rule" \
+    sh -c "[ \$(ip netns exec $SRV iptables -S INPUT | grep -c latchkey-spa) = 1 ]"
 expect "it closes after FW_ACCESS_TIMEOUT (3 s)" closed_within 6
 expect "... and the rule is gone" no_spa_rule
 
@@ -117,6 +124,25 @@ expect "a fresh packet after the restart opens" wait_for 3 tcp_open "$CLI" 192.0
 stop_daemon
 expect "SIGTERM closes the open door" no_spa_rule
 
+# SIGKILL mid-grant, then a new packet after the restart: the grant the state file kept is
+# extended (its open runs again and finds the rule), not doubled, and closes once.
+start_fwknopd 3
+spa "$CLI" -A tcp/22 -a 192.0.2.2
+expect "a fresh packet opens again" wait_for 3 tcp_open "$CLI" 192.0.2.1 22
+stop_daemon KILL
+start_fwknopd 4
+expect "after SIGKILL, the restart takes over the open grant" seen 1 'grant left open by a previous run'
+n=$(grep -c 'command exited with status 0' "$WORK/daemon.out")
+spa "$CLI" -A tcp/22 -a 192.0.2.2
+expect "... and a new packet extends it, running the open again" \
+    seen 2 'already open, extended by 3 s; running its start command again'
+expect "... which exits with status 0" seen $((n + 1)) 'command exited with status 0'
+expect "... having found the rule there: still one rule" \
+    sh -c "[ \$(ip netns exec $SRV iptables -S INPUT | grep -c latchkey-spa) = 1 ]"
+expect "... it closes at the new end" closed_within 6
+expect "... and the rule is gone" no_spa_rule
+stop_daemon
+
 # CMD_CYCLE mode: every requested port substituted, $PROTO as a number, ports enforced, the
 # close command after CMD_CYCLE_TIMER; -S and -K through the PID file.
 printf '#!/bin/sh\necho "$*" >>%s\n' "$WORK/hook.log" >"$WORK/hook.sh"
@@ -125,7 +151,7 @@ printf '%s\n' "SOURCE ANY" "KEY_BASE64 $K" "HMAC_KEY_BASE64 $H" "OPEN_PORTS tcp/
     "CMD_CYCLE_OPEN $WORK/hook.sh open \$IP \$PKT_SRC \$DST \$PORT \$PROTO \$CLIENT_TIMEOUT" \
     "CMD_CYCLE_CLOSE $WORK/hook.sh close \$IP \$PORT \$PROTO" "CMD_CYCLE_TIMER 2" \
     "MAX_FW_TIMEOUT 3" >"$WORK/fw/access.conf"
-start_fwknopd 3
+start_fwknopd 5
 expect "fwknopd -S finds the running daemon" \
     ip netns exec "$SRV" "$LATCHKEY" fwknopd -S -c "$WORK/fw/fwknopd.conf" -a "$WORK/fw/access.conf"
 spa "$CLI" -A tcp/22,udp/53 -a 192.0.2.77

@@ -4,8 +4,9 @@
 #   phone2 (lk-owk-c2, 192.0.2.3) on the wan side too, never knocks.
 # The router has a fw4-like table with latchkey's nftables includes, and runs the daemon on a
 # config generated from UCI by the package's own generator. A knock opens WAN port 2222 ->
-# nas:22 for the phone only; it closes at open_time; and it still closes on time when the daemon
-# is killed with SIGKILL in the middle of the grant.
+# nas:22 for the phone only; it closes at open_time; a re-knock during the grant renews the
+# element's timeout (the door closes open_time after the re-knock, not after the first knock);
+# and it still closes on time when the daemon is killed with SIGKILL in the middle of the grant.
 # Root; namespaces only (lib.sh), never the host's firewall.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -71,7 +72,11 @@ config spa_door 'ssh_spa'
 UCI
 (
 	. "$E2E_ROOT/tests/openwrt/stubs/functions.sh"
-	LATCHKEY_FW="sh $LATCHKEY_FWSH"
+	# The daemon knows the helper by its path (it runs `.../usr/share/latchkey/fw open` again
+	# to extend a grant): the package's file, called through a path that ends the same way.
+	mkdir -p "$WORK/usr/share/latchkey"
+	ln -s "$LATCHKEY_FWSH" "$WORK/usr/share/latchkey/fw"
+	LATCHKEY_FW=$WORK/usr/share/latchkey/fw
 	. "$OWRT_FILES/uci.sh"
 	UCI_CONFIG_DIR=$WORK/config config_load latchkey
 	latchkey_generate "$WORK/latchkey.conf"
@@ -99,6 +104,17 @@ sleep $(( OPEN - 2 - ($(date +%s) - t0) > 0 ? OPEN - 2 - ($(date +%s) - t0) : 0 
 tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "still open shortly before open_time" || e2e_fail "closed too early"
 sleep $(( t0 + OPEN + 1 - $(date +%s) > 0 ? t0 + OPEN + 1 - $(date +%s) : 0 ))
 closed "$CLI" && e2e_pass "closed after open_time (${OPEN}s)" || e2e_fail "still open after open_time"
+
+# A re-knock 2 s into the grant runs `fw open` again, which renews the element's timeout.
+knock
+wait_for 2 tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "re-knock: a knock opens again" || e2e_fail "knock did not open"
+sleep 2
+knock
+wait_for 2 grep -q "nas: already open, extended by $OPEN s; running its start command again" "$WORK/daemon.log" \
+	&& e2e_pass "... a re-knock 2 s later extends the grant and runs fw open again" || e2e_fail "re-knock: no extension"
+sleep 2.3
+tcp_open "$CLI" 192.0.2.1 2222 && e2e_pass "... still open past the first knock's open_time" || e2e_fail "re-knock: closed at the first knock's open_time"
+wait_for 3 closed "$CLI" && e2e_pass "... closed open_time after the re-knock" || e2e_fail "re-knock: still open"
 
 # SIGKILL mid-grant: no stop command will ever run; the kernel's element timeout closes it
 knock

@@ -35,6 +35,8 @@
 # Its ports open on the router itself (e.g. dropbear on 22), for the address in the packet.
 # Doors open through /usr/share/latchkey/fw, which puts timed elements into nftables/ipset sets.
 
+# The daemon knows the helper by this path (it runs `/usr/share/latchkey/fw open` again to extend
+# a grant): a test's stand-in must be called through a path that ends the same way.
 LATCHKEY_FW=${LATCHKEY_FW:-/usr/share/latchkey/fw}
 
 latchkey_err() { logger -t latchkey -p daemon.err "$*" 2>/dev/null; echo "latchkey: $*" >&2; }
@@ -92,8 +94,9 @@ latchkey_door() {
 		[ -z "$tcpflags" ] || echo "	tcpflags      = $tcpflags"
 		[ -z "$target" ] || echo "	target        = $target"
 		# No stop command: the firewall element carries its own timeout, so the door closes
-		# on time even without the daemon, and every knock re-runs `fw open`, which refreshes
-		# the timeout (a knock during a live grant extends it).
+		# on time even without the daemon; a knock during a live grant runs `fw open` again
+		# (the daemon does so for start commands that call .../latchkey/fw open, at most once
+		# a second), which refreshes the timeout.
 		echo "	start_command = $LATCHKEY_FW open %IP% $proto $port $open_time${fwd:+ $fwd}"
 		echo "	cmd_timeout   = $open_time"
 	} >> "$LATCHKEY_OUT.tmp"

@@ -401,9 +401,10 @@ fn the_firewall_action_uses_the_openwrt_helper_when_installed_else_iptables_else
         open,
         format!(
             "if [ -x /usr/share/latchkey/fw ]; then exec /usr/share/latchkey/fw open 2001:db8::9 \
-             udp 53 5; fi; if command -v ip6tables >/dev/null 2>&1; then exec ip6tables -w -I \
-             INPUT 1 -s 2001:db8::9 -p udp --dport 53 -m comment --comment latchkey-spa -j \
-             ACCEPT; fi; set -- open 2001:db8::9 udp 53 5; {nft}"
+             udp 53 5; fi; if command -v ip6tables >/dev/null 2>&1; then set -- -s 2001:db8::9 \
+             -p udp --dport 53 -m comment --comment latchkey-spa -j ACCEPT; ip6tables -w -C \
+             INPUT \"$@\" 2>/dev/null || exec ip6tables -w -I INPUT 1 \"$@\"; exit 0; fi; set -- \
+             open 2001:db8::9 udp 53 5; {nft}"
         )
     );
     assert_eq!(
