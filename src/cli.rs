@@ -119,6 +119,43 @@ fn usage() -> String {
     s
 }
 
+/// The program as C's `main` (see `src/main.rs`): what of std's runtime start-up matters to
+/// latchkey, then [`run`] on the arguments.
+///
+/// std's start-up (its stack-overflow handler, thread bookkeeping, argument store and exit
+/// cleanup) is 7 KB of the mips build's 250,000-byte budget. Of it, two things are kept, as
+/// std does them: descriptors 0 to 2 are open (on /dev/null when a supervisor closed one;
+/// otherwise the first file or socket opened would become "stderr"), and SIGPIPE is ignored
+/// (a reader that went away is an error to handle, not a reason to die; commands get it back
+/// at its default). Arguments that are not UTF-8 are taken with U+FFFD in place.
+///
+/// # Safety
+/// `argv` must hold `argc` valid C strings, as C's runtime passes them to `main`.
+#[cfg(unix)]
+pub unsafe fn c_main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD on any number only reads; open with a valid C string.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) == -1
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+                && libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) != fd
+            {
+                libc::abort();
+            }
+        }
+    }
+    // SAFETY: setting a disposition, no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let args: Vec<String> = (0..argc.max(0) as usize)
+        .map(|i| {
+            // SAFETY: argv[i] for i < argc is a valid C string (the caller's contract).
+            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+            arg.to_string_lossy().into_owned()
+        })
+        .collect();
+    run(&args)
+}
+
 /// Runs the program for `args` (argv, including argv[0]) and returns the exit status.
 pub fn run(args: &[String]) -> i32 {
     let argv0 = args.first().map(String::as_str).unwrap_or("latchkey");

@@ -156,7 +156,10 @@ pub fn spec(doors: &[Rc<Door>], rules: &Rules, local: &[IpAddr], ipv6: bool) -> 
                 merge(&mut t.1);
             }
             // A test without bits passes every packet: checked first, it answers most often.
-            c.tcp.sort_by_key(|t| (t.0.set | t.0.clear) != 0);
+            // (There is at most one, flags being unique; the others keep their order.)
+            if let Some(i) = c.tcp.iter().position(|t| (t.0.set | t.0.clear) == 0) {
+                c.tcp[..=i].rotate_right(1);
+            }
             c
         })
         .collect();
