@@ -134,7 +134,7 @@ impl Actions {
             Opened::Repeat => {
                 info!(
                     target: KNOCK,
-                    "{src}: {}: opened moments ago; not running it again",
+                    "{src}: {}: already open or opening, for as long as asked; nothing to run",
                     d.name
                 );
             }
