@@ -1,5 +1,6 @@
 //! Microbenchmark of the daemon's packet path without the socket: `packet::parse` then
-//! `Tracker::on_knock`, in nanoseconds per packet, for the traffic mixes of `scripts/bench`.
+//! `Tracker::on_knock`, in nanoseconds per packet, for the traffic mixes of `scripts/bench`;
+//! and `spa::receive` for the garbage of `scripts/bench-spa` (random base64 at the SPA port).
 //!
 //!   cargo bench --bench packet_path            (plain std::time loop, no criterion)
 //!
@@ -117,6 +118,49 @@ fn measure(name: &str, pkts: &[Vec<u8>], capacity: usize, rounds: usize) {
     );
 }
 
+/// Median ns per payload of `spa::receive` over `rounds` rounds: garbage that passes the
+/// kernel's pre-check (random base64, 204 bytes, first byte '/'), refused at the HMAC.
+fn measure_spa(pkts: &[Vec<u8>], rounds: usize) {
+    let cfg = parse_config(
+        Path::new("bench.conf"),
+        "[spa]\n    SPA_Port = 62201\n    Key_Base64 = W71GMIGS9Fvy0fWjHOUmThOiYm8VRsnfi7ctLoZnCBI=\n    \
+         HMAC_Key_Base64 = hmfIlOFc+JJkhrxebwuC3cU8GYXcxvOkzt5VxRp0Ry2erOnlGpB0PY/tzxL+kjIHqiI\
+         X977kYCFK+3i9MT9now==\n",
+    )
+    .expect("valid config");
+    let mut cache = latchkey::spa::replay::Cache::new(1024);
+    let wire = latchkey::spa::Wire {
+        src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+        dst: IpAddr::V4(SRV),
+        port: 62201,
+    };
+    let mut refused = 0u64;
+    let mut round = || {
+        let t = Instant::now();
+        for p in pkts {
+            let r = latchkey::spa::receive(
+                cfg.spa.iter().map(|d| &**d),
+                black_box(p),
+                wire,
+                0,
+                &mut cache,
+            );
+            refused += r.is_err() as u64;
+        }
+        t.elapsed().as_nanos() as f64 / pkts.len() as f64
+    };
+    round();
+    let mut ns: Vec<f64> = (0..rounds).map(|_| round()).collect();
+    ns.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{:<52} {:>7.1} ns/packet  (min {:.1}, {} packets x {rounds} rounds, {refused} refused)",
+        "SPA garbage (spa::receive, refused at the HMAC)",
+        ns[rounds / 2],
+        ns[0],
+        pkts.len(),
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this once too; keep that quick.
     let quick = std::env::args().any(|a| a == "--test" || a == "--list");
@@ -170,4 +214,21 @@ fn main() {
         2048,
         rounds,
     );
+
+    // Random base64 to the SPA port (an xorshift, so the batch is the same every run).
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let garbage: Vec<Vec<u8>> = (0..n / 20)
+        .map(|_| {
+            let mut p = vec![b'/'];
+            p.extend((0..203).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % 64) as usize]
+            }));
+            p
+        })
+        .collect();
+    measure_spa(&garbage, rounds);
 }
