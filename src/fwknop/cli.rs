@@ -161,7 +161,7 @@ pub fn run(a: FwknopdArgs) -> i32 {
         cfg.options.spa_replay_file = Some(d);
     }
     if a.dump {
-        print!("{}", crate::daemon_cli::describe(&cfg));
+        crate::cli::say(&crate::daemon_cli::describe(&cfg));
         return 0;
     }
     for p in [Some(&pid_file), cfg.options.spa_replay_file.as_ref()]
