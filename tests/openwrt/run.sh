@@ -460,6 +460,48 @@ has "import (uci): its config options are fwknopd.conf's" "$R/tmp/logread" "/etc
 has "import (uci): fwknopd's network is not used, and says so" "$R/tmp/logread" "config network is not used; latchkey watches the devices of its own option network"
 if "$BIN" check -c "$R/var/etc/latchkey.conf" > "$W/check.out" 2>&1; then ok "latchkey check accepts it"; else bad "latchkey check (import, uci)"; cat "$W/check.out"; fi
 
+# fwknopd.conf's ACCESS_FILE, an %include beside it, two UDP ports in PCAP_FILTER (one section
+# per stanza and port, the TCP one dropped with a warning)
+rm -f "$R/etc/config/fwknopd"
+mkdir -p "$R/etc/fwknop/more"
+printf '%s\n' "PCAP_FILTER udp port 40001 or udp dst port 40002 or tcp port 40003" \
+	"ACCESS_FILE /etc/fwknop/main.conf" > "$R/etc/fwknop/fwknopd.conf"
+printf '%s\n' "%include more/inc.conf" > "$R/etc/fwknop/main.conf"
+printf '%s\n' "SOURCE 192.0.2.2" "KEY correct horse" "HMAC_KEY battery staple" "OPEN_PORTS tcp/22" \
+	"REQUIRE_SOURCE_ADDRESS yes" > "$R/etc/fwknop/more/inc.conf"
+svc start
+expect "import: ACCESS_FILE, %include, a section per SPA port" "$R/var/etc/latchkey.conf" "# Generated from /etc/config/latchkey by /etc/init.d/latchkey; edits here are overwritten.
+# For a hand-written knockd-format file set: option config_file '/etc/latchkey.conf'
+[options]
+
+[ssh]
+	sequence      = 7000:tcp
+	seq_timeout   = 15
+	start_command = /usr/share/latchkey/fw open %IP% tcp 22 30
+	cmd_timeout   = 30
+
+# from /etc/fwknop/more/inc.conf, stanza 1 (line 1)
+[fwknop_1_40001]
+	SPA_Port        = 40001
+	Source          = 192.0.2.2
+	Key             = correct horse
+	HMAC_Key        = battery staple
+	Open_Ports      = tcp/22
+	Require_Source_Address = yes
+	Start_Command   = /usr/share/latchkey/fw open %IP% %PROTO% %PORT% %TIMEOUT%
+
+# from /etc/fwknop/more/inc.conf, stanza 1 (line 1)
+[fwknop_1_40002]
+	SPA_Port        = 40002
+	Source          = 192.0.2.2
+	Key             = correct horse
+	HMAC_Key        = battery staple
+	Open_Ports      = tcp/22
+	Require_Source_Address = yes
+	Start_Command   = /usr/share/latchkey/fw open %IP% %PROTO% %PORT% %TIMEOUT%"
+has "import: PCAP_FILTER's TCP port named as ignored" "$R/tmp/logread" "fwknopd.conf: PCAP_FILTER \(line 1\): TCP ports ignored"
+if "$BIN" check -c "$R/var/etc/latchkey.conf" > "$W/check.out" 2>&1; then ok "latchkey check accepts it"; else bad "latchkey check (import, two ports)"; cat "$W/check.out"; fi
+
 # nothing left to serve: no instance; a PCAP_FILTER it cannot read imports nothing
 uci_cfg <<'EOF2'
 config latchkey 'main'

@@ -451,7 +451,7 @@ latchkey_fwknop_file() {
 			if [ "$LKF_ON" = 1 ]; then
 				latchkey_fwknop_var "$name" "$LKF_V" "$name (line $n)"
 			else
-				latchkey_warn "fwknop import: $file: $name (line $n): outside any stanza (before its first SOURCE line), ignored"
+				latchkey_warn "fwknop import: $file: $name (line $n): outside any stanza (before the first SOURCE line, or after an %include), ignored"
 			fi ;;
 		esac
 	done < "$file"
