@@ -172,7 +172,6 @@ latchkey_spa_door() {
 	LATCHKEY_DOORS=$((LATCHKEY_DOORS + 1)) LATCHKEY_NAMES="$LATCHKEY_NAMES $s"
 }
 
-
 # --- fwknopd's configuration as SPA doors (option import_fwknopd) ------------------------------
 # State of the stanza being read: LKF_ON (1 inside one), LKF_N (its number), LKF_WHERE (what the
 # log and the comment above its section call it), LKF_BAD (why it is skipped; the first reason),
@@ -407,6 +406,8 @@ latchkey_fwknop_conf() {
 	esac
 }
 
+latchkey_fwknop_conf_line() { latchkey_fwknop_conf "$1" "$2" "$4: $1 (line $3)"; } # NAME VALUE LINE FILE
+
 # the SPA ports and packet age, once fwknopd.conf is read
 latchkey_fwknop_settings() {
 	LKF_PORTS=${LKF_FILTER_PORTS:-62201} LKF_PORT_AT=$LKF_FILTER_AT
@@ -416,54 +417,66 @@ latchkey_fwknop_settings() {
 	latchkey_warn "fwknop import: $LKF_AGING_AT: packets never get too old, so latchkey's replay table fills up and then refuses every packet until a restart; keep aging on"
 }
 
-# latchkey_fwknop_file FILE DEPTH: an access.conf; a stanza starts at each SOURCE line and ends at
-# the next one, an %include, or the end of its file; %include and %include_folder are followed
-# (three levels deep at most, relative paths beside FILE)
-latchkey_fwknop_file() {
-	local file="$1" depth="$2" n=0 line name path f
-	[ -r "$file" ] || { latchkey_err "fwknop import: cannot read $file"; return; }
+# latchkey_fwknop_read FILE FN [ARG...]: `FN NAME VALUE LINE ARG...` for each variable of FILE, as
+# fwknopd reads its files: `NAME value` or `NAME: value`, the value up to `;`, `#` and `;` lines
+# are comments
+latchkey_fwknop_read() {
+	local file="$1" fn="$2" n=0 line name
+	shift 2
 	while IFS='' read -r line || [ -n "$line" ]; do
 		n=$((n + 1))
 		line=${line#"${line%%[!" $LKF_TAB"]*}"}
 		case $line in ""|"#"*|";"*|"$LKF_CR") continue ;; esac
 		name=${line%%[" $LKF_TAB"]*}
 		latchkey_fwknop_value "${line#"$name"}"
-		name=${name%:}
-		latchkey_fwknop_upper "$name"
-		case $LKF_U in
-		SOURCE)
-			latchkey_fwknop_end
-			latchkey_fwknop_begin "$file, stanza $((LKF_N + 1)) (line $n)"
-			latchkey_fwknop_var SOURCE "$LKF_V" "SOURCE (line $n)" ;;
-		%INCLUDE|%INCLUDE_FOLDER)
-			latchkey_fwknop_end
-			case $LKF_V in /*) path=$LKF_V ;; *) path=${file%/*}/$LKF_V ;; esac
-			if [ "$depth" -ge 3 ]; then
-				latchkey_err "fwknop import: $file: $name (line $n): includes nested deeper than 3; not followed"
-			elif [ "$LKF_U" = %INCLUDE ]; then
-				latchkey_fwknop_file "$path" $((depth + 1))
-			else
-				for f in "$path"/*.conf; do
-					[ ! -f "$f" ] || latchkey_fwknop_file "$f" $((depth + 1))
-				done
-			fi ;;
-		*)
-			if [ "$LKF_ON" = 1 ]; then
-				latchkey_fwknop_var "$name" "$LKF_V" "$name (line $n)"
-			else
-				latchkey_warn "fwknop import: $file: $name (line $n): outside any stanza (before the first SOURCE line, or after an %include), ignored"
-			fi ;;
-		esac
+		"$fn" "${name%:}" "$LKF_V" "$n" "$@"
 	done < "$file"
-	latchkey_fwknop_end
 }
 
-# latchkey_fwknop_uci FILE: the UCI form, as fwknopd's init script turns it into its files: the
-# options of `config config` sections are fwknopd.conf's, each `config access` section is a
-# stanza whose options are access.conf's (a `list` is not written by fwknopd's init: skipped);
-# `config network` is fwknopd's interface, not used (latchkey has its own option network)
-latchkey_fwknop_uci() {
-	local sec type o v i=0
+# latchkey_fwknop_file FILE DEPTH: an access.conf; a stanza starts at each SOURCE line and ends at
+# the next one, an %include, or the end of its file; %include and %include_folder are followed
+# (three levels deep at most, relative paths beside FILE)
+latchkey_fwknop_file() {
+	[ -r "$1" ] || { latchkey_err "fwknop import: cannot read $1"; return; }
+	latchkey_fwknop_read "$1" latchkey_fwknop_access_line "$1" "$2"
+	latchkey_fwknop_end
+}
+latchkey_fwknop_access_line() { # NAME VALUE LINE FILE DEPTH
+	local name="$1" v="$2" n="$3" file="$4" depth="$5" path f
+	latchkey_fwknop_upper "$name"
+	case $LKF_U in
+	SOURCE)
+		latchkey_fwknop_end
+		latchkey_fwknop_begin "$file, stanza $((LKF_N + 1)) (line $n)"
+		latchkey_fwknop_var SOURCE "$v" "SOURCE (line $n)" ;;
+	%INCLUDE|%INCLUDE_FOLDER)
+		latchkey_fwknop_end
+		case $v in /*) path=$v ;; *) path=${file%/*}/$v ;; esac
+		if [ "$depth" -ge 3 ]; then
+			latchkey_err "fwknop import: $file: $name (line $n): includes nested deeper than 3; not followed"
+		elif [ "$LKF_U" = %INCLUDE ]; then
+			latchkey_fwknop_file "$path" $((depth + 1))
+		else
+			for f in "$path"/*.conf; do
+				[ ! -f "$f" ] || latchkey_fwknop_file "$f" $((depth + 1))
+			done
+		fi ;;
+	*)
+		if [ "$LKF_ON" = 1 ]; then
+			latchkey_fwknop_var "$name" "$v" "$name (line $n)"
+		else
+			latchkey_warn "fwknop import: $file: $name (line $n): outside any stanza (before the first SOURCE line, or after an %include), ignored"
+		fi ;;
+	esac
+}
+
+# The UCI form (option uci_enabled '1'), as fwknopd's init script turns it into its two files: the
+# options of `config config` sections are fwknopd.conf's (latchkey_fwknop_uci_conf FILE), each
+# `config access` section is a stanza whose options are access.conf's (latchkey_fwknop_uci_access
+# FILE; its init script writes no `list`: one is skipped). `config network` is fwknopd's
+# interface, not used: latchkey has its own option network.
+latchkey_fwknop_uci_conf() {
+	local sec type o v
 	for sec in $LKF_SECS; do
 		type=${sec%%:*} sec=${sec#*:}
 		[ "$type" = config ] || continue
@@ -474,8 +487,9 @@ latchkey_fwknop_uci() {
 			latchkey_fwknop_conf "$o" "$LKF_V" "$1: config config, option $o"
 		done
 	done
-	[ -z "$LKF_CONF_BAD" ] || { latchkey_err "fwknop import: $LKF_CONF_BAD; nothing imported"; return; }
-	latchkey_fwknop_settings
+}
+latchkey_fwknop_uci_access() {
+	local sec type o v
 	for sec in $LKF_SECS; do
 		type=${sec%%:*} sec=${sec#*:}
 		case $type in
@@ -483,8 +497,7 @@ latchkey_fwknop_uci() {
 		access) ;;
 		*) continue ;;
 		esac
-		i=$((i + 1))
-		latchkey_fwknop_begin "$1, stanza $i (config access '$sec')"
+		latchkey_fwknop_begin "$1, stanza $((LKF_N + 1)) (config access '$sec')"
 		eval "o=\$LKF_L_$sec"
 		for o in $o; do latchkey_fwknop_bad "list $o: fwknopd reads options only (option $o '...')"; done
 		eval "o=\$LKF_O_$sec"
@@ -529,34 +542,28 @@ latchkey_fwknop_import() {
 	config_load fwknopd
 	reset_cb
 	for sec in $LKF_SECS; do
+		[ "${sec%%:*}" = global ] || continue
+		config_get uci_enabled "${sec#*:}" uci_enabled
 		# fwknopd's init script: `[ "$value" -eq 1 ]`
-		[ "${sec%%:*}" != global ] || { config_get uci_enabled "${sec#*:}" uci_enabled; [ "$uci_enabled" != 1 ] || break; }
+		[ "$uci_enabled" != 1 ] || break
 	done
 	if [ "$uci_enabled" = 1 ]; then
-		latchkey_fwknop_uci "$uci"
+		latchkey_fwknop_uci_conf "$uci"
+	elif [ -r "$dir/fwknopd.conf" ]; then
+		latchkey_fwknop_read "$dir/fwknopd.conf" latchkey_fwknop_conf_line "$dir/fwknopd.conf"
+	fi
+	if [ -n "$LKF_CONF_BAD" ]; then
+		latchkey_err "fwknop import: $LKF_CONF_BAD; nothing imported"
 	else
-		if [ -r "$dir/fwknopd.conf" ]; then
-			local n=0 line name
-			while IFS='' read -r line || [ -n "$line" ]; do
-				n=$((n + 1))
-				line=${line#"${line%%[!" $LKF_TAB"]*}"}
-				case $line in ""|"#"*|";"*|"$LKF_CR") continue ;; esac
-				name=${line%%[" $LKF_TAB"]*}
-				latchkey_fwknop_value "${line#"$name"}"
-				latchkey_fwknop_conf "${name%:}" "$LKF_V" "$dir/fwknopd.conf: ${name%:} (line $n)"
-			done < "$dir/fwknopd.conf"
-		fi
-		if [ -n "$LKF_CONF_BAD" ]; then
-			latchkey_err "fwknop import: $LKF_CONF_BAD; nothing imported"
+		latchkey_fwknop_settings
+		if [ "$uci_enabled" = 1 ]; then
+			latchkey_fwknop_uci_access "$uci"
+		elif [ -n "$LKF_ACCESS_FOLDER" ]; then
+			for f in "$LKF_ACCESS_FOLDER"/*.conf; do
+				[ ! -f "$f" ] || latchkey_fwknop_file "$f" 0
+			done
 		else
-			latchkey_fwknop_settings
-			if [ -n "$LKF_ACCESS_FOLDER" ]; then
-				for f in "$LKF_ACCESS_FOLDER"/*.conf; do
-					[ ! -f "$f" ] || latchkey_fwknop_file "$f" 0
-				done
-			else
-				latchkey_fwknop_file "${LKF_ACCESS_FILE:-$dir/access.conf}" 0
-			fi
+			latchkey_fwknop_file "${LKF_ACCESS_FILE:-$dir/access.conf}" 0
 		fi
 	fi
 	[ "$LKF_N" -gt 0 ] || [ -n "$LKF_CONF_BAD" ] || latchkey_err "fwknop import: no access stanza found (in $uci with option uci_enabled '1', else in $dir/access.conf)"
