@@ -347,9 +347,9 @@ EOF
 }
 
 # latchkey_fwknop_conf NAME VALUE AT: one fwknopd.conf variable (from the file or from a UCI
-# `config config` section). Sets LKF_PORTS (the UDP ports of PCAP_FILTER, or UDPSERV_PORT under
-# ENABLE_UDP_SERVER Y) and LKF_AGE (Max_Packet_Age); a value it cannot honour sets LKF_CONF_BAD,
-# and nothing is imported.
+# `config config` section): notes the SPA ports (PCAP_FILTER's UDP ones, or UDPSERV_PORT under
+# ENABLE_UDP_SERVER Y) and the packet age for latchkey_fwknop_settings; a value it cannot honour
+# sets LKF_CONF_BAD, and nothing is imported.
 latchkey_fwknop_conf() {
 	local v="$2" at="$3" w alt='' tcp='' ports=''
 	latchkey_fwknop_upper "$1"
@@ -414,7 +414,7 @@ latchkey_fwknop_settings() {
 	[ -z "$LKF_UDPSERV" ] || LKF_PORTS=${LKF_UDPPORT:-62201} LKF_PORT_AT=$LKF_UDPPORT_AT
 	[ "$LKF_AGING" = 1 ] && return 0
 	LKF_AGE=0 LKF_AGE_AT=$LKF_AGING_AT
-	latchkey_warn "fwknop import: $LKF_AGING_AT: packets never get too old, so latchkey's replay table fills up and then refuses every packet until a restart; keep aging on"
+	latchkey_warn "fwknop import: $LKF_AGING_AT: packets never get too old, so latchkey's replay table fills up and then refuses every packet; keep aging on"
 }
 
 # latchkey_fwknop_read FILE FN [ARG...]: `FN NAME VALUE LINE ARG...` for each variable of FILE, as
