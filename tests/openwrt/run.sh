@@ -466,11 +466,16 @@ rm -f "$R/etc/config/fwknopd"
 mkdir -p "$R/etc/fwknop/more"
 printf '%s\n' "PCAP_FILTER udp port 40001 or udp dst port 40002 or tcp port 40003" \
 	"ACCESS_FILE /etc/fwknop/main.conf" > "$R/etc/fwknop/fwknopd.conf"
-printf '%s\n' "%include more/inc.conf" > "$R/etc/fwknop/main.conf"
+printf '%s\n' "%include more/inc.conf" "%include_folder more/d" > "$R/etc/fwknop/main.conf"
 printf '%s\n' "SOURCE 192.0.2.2" "KEY correct horse" "HMAC_KEY battery staple" "OPEN_PORTS tcp/22" \
 	"REQUIRE_SOURCE_ADDRESS yes" > "$R/etc/fwknop/more/inc.conf"
+# a file whose name would put a section of its own into the comment that names it: not read
+mkdir -p "$R/etc/fwknop/more/d"
+cp "$R/etc/fwknop/more/inc.conf" "$R/etc/fwknop/more/d/x
+[evil]
+.conf"
 svc start
-expect "import: ACCESS_FILE, %include, a section per SPA port" "$R/var/etc/latchkey.conf" "# Generated from /etc/config/latchkey by /etc/init.d/latchkey; edits here are overwritten.
+expect "import: ACCESS_FILE, %include, %include_folder, a section per SPA port" "$R/var/etc/latchkey.conf" "# Generated from /etc/config/latchkey by /etc/init.d/latchkey; edits here are overwritten.
 # For a hand-written knockd-format file set: option config_file '/etc/latchkey.conf'
 [options]
 
@@ -500,6 +505,7 @@ expect "import: ACCESS_FILE, %include, a section per SPA port" "$R/var/etc/latch
 	Require_Source_Address = yes
 	Start_Command   = /usr/share/latchkey/fw open %IP% %PROTO% %PORT% %TIMEOUT%"
 has "import: PCAP_FILTER's TCP port named as ignored" "$R/tmp/logread" "fwknopd.conf: PCAP_FILTER \(line 1\): TCP ports ignored"
+has "import: %include_folder: a file name with a line break is not read" "$R/tmp/logread" "fwknop import: a file name with a line break is not read"
 if "$BIN" check -c "$R/var/etc/latchkey.conf" > "$W/check.out" 2>&1; then ok "latchkey check accepts it"; else bad "latchkey check (import, two ports)"; cat "$W/check.out"; fi
 
 # nothing left to serve: no instance; a PCAP_FILTER it cannot read imports nothing

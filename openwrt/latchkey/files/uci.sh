@@ -437,6 +437,9 @@ latchkey_fwknop_read() {
 # the next one, an %include, or the end of its file; %include and %include_folder are followed
 # (three levels deep at most, relative paths beside FILE)
 latchkey_fwknop_file() {
+	# the name goes into the comment above each section: one line (a name in an %include_folder
+	# could hold a line break)
+	case $1 in *"$LKF_NL"*|*"$LKF_CR"*) latchkey_err "fwknop import: a file name with a line break is not read"; return ;; esac
 	[ -r "$1" ] || { latchkey_err "fwknop import: cannot read $1"; return; }
 	latchkey_fwknop_read "$1" latchkey_fwknop_access_line "$1" "$2"
 	latchkey_fwknop_end
