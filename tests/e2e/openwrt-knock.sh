@@ -7,6 +7,9 @@
 # nas:22 for the phone only; it closes at open_time; a re-knock during the grant renews the
 # element's timeout (the door closes open_time after the re-knock, not after the first knock);
 # and it still closes on time when the daemon is killed with SIGKILL in the middle of the grant.
+# An SPA door from UCI opens the router's 2200; an fwknopd access.conf stanza imported by the
+# generator (option import_fwknopd) opens 2201 for a packet from Debian's real fwknop client
+# (latchkey knock --spa when it is not installed), through the same fw4 set.
 # Root; namespaces only (lib.sh), never the host's firewall.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -47,12 +50,36 @@ KEYS=$("$LATCHKEY" keygen)
 SPA_KEY=$(echo "$KEYS" | awk '/^KEY_BASE64/ {print $2}')
 SPA_HMAC=$(echo "$KEYS" | awk '/^HMAC_KEY_BASE64/ {print $2}')
 
+# fwknopd's own files, as an OpenWrt fwknopd user has them: SPA on UDP 40001, a CMD_CYCLE stanza
+# the generator skips (the rest still starts), then the stanza for the router's 2201.
+listener "$SRV" 2201
+KEYS=$("$LATCHKEY" keygen)
+FW_KEY=$(echo "$KEYS" | awk '/^KEY_BASE64/ {print $2}')
+FW_HMAC=$(echo "$KEYS" | awk '/^HMAC_KEY_BASE64/ {print $2}')
+mkdir -p "$WORK/fwknop"
+printf '%s\n' "PCAP_FILTER udp port 40001" "ENABLE_IPT_FORWARDING Y" > "$WORK/fwknop/fwknopd.conf"
+cat > "$WORK/fwknop/access.conf" <<ACC
+SOURCE                  ANY
+KEY_BASE64              $FW_KEY
+HMAC_KEY_BASE64         $FW_HMAC
+CMD_CYCLE_OPEN          /usr/sbin/nft add element inet fw4 latchkey_in4 { \$IP . tcp . 2201 }
+CMD_CYCLE_CLOSE         NONE
+
+SOURCE                  ANY
+KEY_BASE64              $FW_KEY
+HMAC_KEY_BASE64         $FW_HMAC
+OPEN_PORTS              tcp/2201
+FW_ACCESS_TIMEOUT       $OPEN
+REQUIRE_SOURCE_ADDRESS  Y
+ACC
+
 # UCI -> daemon config with the package's generator (stand-in functions.sh for config_load)
 mkdir -p "$WORK/config"
 cat > "$WORK/config/latchkey" <<UCI
 config latchkey 'main'
 	option enabled '1'
 	option device 'eth0'
+	option import_fwknopd '1'
 
 config door 'nas'
 	list sequence '7100'
@@ -77,10 +104,16 @@ UCI
 	mkdir -p "$WORK/usr/share/latchkey"
 	ln -s "$LATCHKEY_FWSH" "$WORK/usr/share/latchkey/fw"
 	LATCHKEY_FW=$WORK/usr/share/latchkey/fw
+	# shellcheck disable=SC2034 # read by uci.sh: fwknopd's files, and the daemon for its checks
+	LATCHKEY_FWKNOP_DIR=$WORK/fwknop LATCHKEY_BIN=$LATCHKEY
 	. "$OWRT_FILES/uci.sh"
 	UCI_CONFIG_DIR=$WORK/config config_load latchkey
 	latchkey_generate "$WORK/latchkey.conf"
-) || { e2e_fail "generator"; exit 1; }
+) 2> "$WORK/generator.err" || { e2e_fail "generator: $(cat "$WORK/generator.err")"; exit 1; }
+grep -q "^\[fwknop_2\]" "$WORK/latchkey.conf" && ! grep -q "^\[fwknop_1\]" "$WORK/latchkey.conf" \
+	&& e2e_pass "generator imports the access.conf stanza it can serve as [fwknop_2]" || e2e_fail "no [fwknop_2] (or a [fwknop_1])"
+grep -q "stanza 1 (line 1) skipped: CMD_CYCLE_OPEN (line 4)" "$WORK/generator.err" \
+	&& e2e_pass "... and names the CMD_CYCLE stanza it skips" || e2e_fail "no message for the skipped stanza: $(cat "$WORK/generator.err")"
 "$LATCHKEY" check -c "$WORK/latchkey.conf" > /dev/null && e2e_pass "generated config passes latchkey check" || e2e_fail "latchkey check"
 
 start_daemon() {
@@ -154,5 +187,33 @@ ip netns exec "$PH2" "$LATCHKEY" knock --spa -A tcp/2200 -a 192.0.2.3 \
 	--key-base64-hmac "$(echo "$OTHER" | awk '/^HMAC_KEY_BASE64/ {print $2}')" 192.0.2.1 >/dev/null 2>&1
 sleep 1
 refused "$PH2" 192.0.2.1 2200 && e2e_pass "SPA door: a packet with other keys opens nothing" || e2e_fail "wrong keys opened the SPA door"
+
+# The imported stanza: one packet to UDP 40001 opens the router's 2201 for the phone only.
+fwknop_spa() { # NS -a ADDR | NS -s: -A tcp/2201 to 192.0.2.1:40001 with the stanza's keys
+	ns=$1
+	shift
+	if command -v fwknop >/dev/null; then
+		ip netns exec "$ns" env HOME="$WORK" fwknop --no-rc-file --no-save-args -D 192.0.2.1 -p 40001 \
+			-A tcp/2201 "$@" --use-hmac --key-base64-rijndael "$FW_KEY" --key-base64-hmac "$FW_HMAC" >>"$WORK/fwknop.out" 2>&1
+	else
+		ip netns exec "$ns" "$LATCHKEY" knock --spa -p 40001 -A tcp/2201 "$@" --key-base64-rijndael "$FW_KEY" \
+			--key-base64-hmac "$FW_HMAC" 192.0.2.1 >>"$WORK/fwknop.out" 2>&1
+	fi
+}
+CLIENT=$(command -v fwknop >/dev/null && echo "the fwknop client" || echo "latchkey knock --spa")
+refused "$CLI" 192.0.2.1 2201 && e2e_pass "imported stanza: 2201 closed before the packet" || e2e_fail "2201 open before SPA"
+fwknop_spa "$CLI" -a 192.0.2.2
+t0=$(date +%s)
+wait_for 2 tcp_open "$CLI" 192.0.2.1 2201 && e2e_pass "imported stanza: one packet from $CLIENT opens 2201 for the phone" \
+	|| e2e_fail "the imported stanza opened nothing: $(tail -n 3 "$WORK/fwknop.out")"
+grep -q "fwknop_2: SPA accepted" "$WORK/daemon.log" && e2e_pass "... through the door [fwknop_2]" || e2e_fail "no 'fwknop_2: SPA accepted' in the daemon log"
+refused "$PH2" 192.0.2.1 2201 && e2e_pass "imported stanza: phone2 still closed" || e2e_fail "imported stanza let phone2 in"
+elements "$SRV" latchkey_in4 | grep -q "192.0.2.2 . tcp . 2201" && e2e_pass "imported stanza's grant is an element of fw4's latchkey_in4" \
+	|| e2e_fail "no latchkey_in4 element for 2201: $(elements "$SRV" latchkey_in4)"
+sleep $(( t0 + OPEN + 1 - $(date +%s) > 0 ? t0 + OPEN + 1 - $(date +%s) : 0 ))
+refused "$CLI" 192.0.2.1 2201 && e2e_pass "imported stanza: closed after FW_ACCESS_TIMEOUT" || e2e_fail "2201 still open after FW_ACCESS_TIMEOUT"
+fwknop_spa "$CLI" -s
+wait_for 2 grep -q "fwknop_2: SPA refused: need-source-address" "$WORK/daemon.log" && refused "$CLI" 192.0.2.1 2201 && e2e_pass "imported stanza: REQUIRE_SOURCE_ADDRESS Y refuses a packet asking for 0.0.0.0 (-s)" \
+	|| e2e_fail "a 0.0.0.0 packet opened 2201"
 kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
 [ "$E2E_FAILS" -eq 0 ] || { echo "--- daemon log"; tail -n 30 "$WORK/daemon.log"; }

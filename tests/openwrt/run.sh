@@ -274,6 +274,255 @@ svc start
 has "option device with two names" "$R/tmp/procd.log" "^set_param command /usr/sbin/latchkey daemon -i eth1,wg0 -c /etc/knockd.conf$"
 rm -f "$R/var/run/fake-netifd/wg"
 
+# --- 6c. option import_fwknopd: fwknopd's stanzas become SPA doors -------------------------------
+# From /etc/fwknop (OpenWrt's stock /etc/config/fwknopd, uci_enabled not set, is not read): a good
+# stanza, one with CMD_CYCLE_OPEN, one without an HMAC key, a GnuPG one, and one with passphrases
+# and no REQUIRE_SOURCE_ADDRESS; fwknopd.conf's port and packet age.
+FK=W71GMIGS9Fvy0fWjHOUmThOiYm8VRsnfi7ctLoZnCBI=
+FH=hmfIlOFc+JJkhrxebwuC3cU8GYXcxvOkzt5VxRp0Ry2erOnlGpB0PY/tzxL+kjIHqiIX977kYCFK+3i9MT9now==
+mkdir -p "$R/etc/fwknop"
+cat > "$R/etc/config/fwknopd" <<'EOF2'
+config global
+	# option uci_enabled '1'
+
+config network
+	# option network 'wan'
+
+config access
+	option SOURCE 'ANY'
+	option HMAC_KEY '__CHANGEME__'
+	option KEY '__CHANGEME__'
+
+config config
+	option ENABLE_IPT_FORWARDING 'Y'
+	option ENABLE_NAT_DNS 'Y'
+EOF2
+cat > "$R/etc/fwknop/fwknopd.conf" <<'EOF2'
+# fwknopd.conf
+PCAP_FILTER                 udp port 40001
+MAX_SPA_PACKET_AGE          60
+ENABLE_IPT_FORWARDING       Y
+EOF2
+cat > "$R/etc/fwknop/access.conf" <<EOF2
+# access.conf
+SOURCE                  ANY
+KEY_BASE64              $FK
+HMAC_KEY_BASE64         $FH
+OPEN_PORTS              tcp/22
+FW_ACCESS_TIMEOUT       45
+REQUIRE_SOURCE_ADDRESS  Y
+
+SOURCE                  192.0.2.0/24
+KEY                     correct horse
+HMAC_KEY                battery staple
+CMD_CYCLE_OPEN          /usr/sbin/nft add element inet fw4 allow { \$IP . \$PORT }
+CMD_CYCLE_CLOSE         NONE
+
+SOURCE                  ANY
+KEY_BASE64              $FK
+
+SOURCE                  ANY
+GPG_DECRYPT_ID          ABCD1234
+GPG_REMOTE_ID           5678EFAB
+
+SOURCE:                 192.0.2.0/24, 2001:db8::/32
+KEY                     correct horse
+HMAC_KEY                battery staple ; fwknopd ends a value at ';'
+RESTRICT_PORTS          tcp/23
+MAX_FW_TIMEOUT          600
+EOF2
+uci_cfg <<'EOF2'
+config latchkey 'main'
+	option enabled '1'
+	option device 'eth0'
+	option import_fwknopd '1'
+
+config door 'ssh'
+	list sequence '7000'
+	option port '22'
+EOF2
+touch "$R/etc/init.d/fwknopd"; ln -sf ../init.d/fwknopd "$R/etc/rc.d/S95fwknopd"
+svc start
+has "import: the service runs" "$R/tmp/procd.log" "^open_instance$"
+has "import: fwknopd's UCI config is a reload trigger too" "$R/tmp/procd.log" "^add_reload_trigger latchkey fwknopd$"
+expect "import: the door, then the two stanzas that can be served as they say" "$R/var/etc/latchkey.conf" "# Generated from /etc/config/latchkey by /etc/init.d/latchkey; edits here are overwritten.
+# For a hand-written knockd-format file set: option config_file '/etc/latchkey.conf'
+[options]
+
+[ssh]
+	sequence      = 7000:tcp
+	seq_timeout   = 15
+	start_command = /usr/share/latchkey/fw open %IP% tcp 22 30
+	cmd_timeout   = 30
+
+# from /etc/fwknop/access.conf, stanza 1 (line 2)
+[fwknop_1]
+	SPA_Port        = 40001
+	Source          = ANY
+	Key_Base64      = $FK
+	HMAC_Key_Base64 = $FH
+	Open_Ports      = tcp/22
+	Require_Source_Address = yes
+	Cmd_Timeout     = 45
+	Max_Packet_Age  = 60
+	Start_Command   = /usr/share/latchkey/fw open %IP% %PROTO% %PORT% %TIMEOUT%
+
+# from /etc/fwknop/access.conf, stanza 5 (line 22)
+[fwknop_5]
+	SPA_Port        = 40001
+	Source          = 192.0.2.0/24, 2001:db8::/32
+	Key             = correct horse
+	HMAC_Key        = battery staple
+	Restrict_Ports  = tcp/23
+	Require_Source_Address = no
+	Max_Timeout     = 600
+	Max_Packet_Age  = 60
+	Start_Command   = /usr/share/latchkey/fw open %IP% %PROTO% %PORT% %TIMEOUT%"
+has "import: CMD_CYCLE_OPEN stanza skipped, named" "$R/tmp/logread" "daemon.err: fwknop import: /etc/fwknop/access.conf, stanza 2 \(line 9\) skipped: CMD_CYCLE_OPEN \(line 12\): "
+has "import: stanza without HMAC key skipped" "$R/tmp/logread" "daemon.err: fwknop import: /etc/fwknop/access.conf, stanza 3 \(line 15\) skipped: no HMAC_KEY or HMAC_KEY_BASE64: fwknopd would accept unauthenticated packets"
+has "import: GnuPG stanza skipped" "$R/tmp/logread" "daemon.err: fwknop import: /etc/fwknop/access.conf, stanza 4 \(line 18\) skipped: it uses GnuPG only"
+has "import: GPG variables named as ignored" "$R/tmp/logread" "daemon.warning: fwknop import: /etc/fwknop/access.conf, stanza 4 \(line 18\): GPG_DECRYPT_ID \(line 19\): GnuPG is not supported; ignored"
+has "import: REQUIRE_SOURCE_ADDRESS unset: fwknopd's N, with a warning" "$R/tmp/logread" "stanza 5 \(line 22\): REQUIRE_SOURCE_ADDRESS not set"
+has "import: stanza without OPEN_PORTS: warned" "$R/tmp/logread" "stanza 5 \(line 22\): no OPEN_PORTS"
+has "import: fwknopd.conf's plumbing named as ignored" "$R/tmp/logread" "daemon.warning: fwknop import: /etc/fwknop/fwknopd.conf: ENABLE_IPT_FORWARDING \(line 4\): ignored"
+has "import: says fwknopd is still enabled" "$R/tmp/logread" "fwknopd is enabled too"
+hasnt "import: /etc/config/fwknopd without uci_enabled is not read" "$R/tmp/logread" "__CHANGEME__|ENABLE_NAT_DNS"
+if "$BIN" check -c "$R/var/etc/latchkey.conf" > "$W/check.out" 2>&1; then ok "latchkey check accepts the imported config"; else bad "latchkey check (import)"; cat "$W/check.out"; fi
+rm -f "$R/etc/rc.d/S95fwknopd" "$R/etc/init.d/fwknopd"
+
+# /etc/config/fwknopd with uci_enabled 1: its access sections and config options, not the files
+cat > "$R/etc/config/fwknopd" <<EOF2
+config global
+	option uci_enabled '1'
+
+config network
+	option network 'wan'
+
+config access
+	option SOURCE 'ANY'
+	option keytype 'Base 64 key'
+	option hkeytype 'Base 64 key'
+	option KEY_BASE64 '$FK'
+	option HMAC_KEY_BASE64 '$FH'
+	option OPEN_PORTS 'tcp/22, udp/53'
+	option REQUIRE_SOURCE_ADDRESS 'Y'
+	option ENABLE_CMD_EXEC 'N'
+
+config access
+	option SOURCE 'ANY'
+	option HMAC_KEY '__CHANGEME__'
+	option KEY '__CHANGEME__'
+
+config access
+	option SOURCE 'ANY'
+	option KEY_BASE64 '$FK'
+	option HMAC_KEY_BASE64 '$FH'
+	option ENABLE_CMD_EXEC 'Y'
+
+config access
+	option SOURCE 'ANY'
+	option KEY 'correct horse
+[evil]'
+	option HMAC_KEY 'battery staple'
+
+config config
+	option PCAP_FILTER 'udp port 62201'
+	option MAX_SPA_PACKET_AGE '90'
+	option ENABLE_IPT_FORWARDING 'Y'
+EOF2
+svc start
+expect "import (uci_enabled 1): the door and the one served access section" "$R/var/etc/latchkey.conf" "# Generated from /etc/config/latchkey by /etc/init.d/latchkey; edits here are overwritten.
+# For a hand-written knockd-format file set: option config_file '/etc/latchkey.conf'
+[options]
+
+[ssh]
+	sequence      = 7000:tcp
+	seq_timeout   = 15
+	start_command = /usr/share/latchkey/fw open %IP% tcp 22 30
+	cmd_timeout   = 30
+
+# from /etc/config/fwknopd, stanza 1 (config access 'cfg3')
+[fwknop_1]
+	SPA_Port        = 62201
+	Source          = ANY
+	Key_Base64      = $FK
+	HMAC_Key_Base64 = $FH
+	Open_Ports      = tcp/22, udp/53
+	Require_Source_Address = yes
+	Max_Packet_Age  = 90
+	Start_Command   = /usr/share/latchkey/fw open %IP% %PROTO% %PORT% %TIMEOUT%"
+has "import (uci): LuCI's keytype named as ignored" "$R/tmp/logread" "daemon.warning: fwknop import: /etc/config/fwknopd, stanza 1 \(config access 'cfg3'\): option keytype: ignored"
+has "import (uci): the __CHANGEME__ placeholder skipped" "$R/tmp/logread" "stanza 2 \(config access 'cfg4'\) skipped: option (HMAC_)?KEY: still the placeholder __CHANGEME__"
+has "import (uci): ENABLE_CMD_EXEC Y skipped" "$R/tmp/logread" "stanza 3 \(config access 'cfg5'\) skipped: option ENABLE_CMD_EXEC: 'Y': SPA command messages \(remote commands\) are never run"
+has "import (uci): a value with a line break skipped" "$R/tmp/logread" "stanza 4 \(config access 'cfg6'\) skipped: option KEY: the value holds a line break"
+hasnt "import (uci): nothing of the line break reaches the file" "$R/var/etc/latchkey.conf" "evil|correct horse"
+has "import (uci): its config options are fwknopd.conf's" "$R/tmp/logread" "/etc/config/fwknopd: config config, option ENABLE_IPT_FORWARDING: ignored"
+has "import (uci): fwknopd's network is not used, and says so" "$R/tmp/logread" "config network is not used; latchkey watches the devices of its own option network"
+if "$BIN" check -c "$R/var/etc/latchkey.conf" > "$W/check.out" 2>&1; then ok "latchkey check accepts it"; else bad "latchkey check (import, uci)"; cat "$W/check.out"; fi
+
+# fwknopd.conf's ACCESS_FILE, an %include beside it, two UDP ports in PCAP_FILTER (one section
+# per stanza and port, the TCP one dropped with a warning)
+rm -f "$R/etc/config/fwknopd"
+mkdir -p "$R/etc/fwknop/more"
+printf '%s\n' "PCAP_FILTER udp port 40001 or udp dst port 40002 or tcp port 40003" \
+	"ACCESS_FILE /etc/fwknop/main.conf" > "$R/etc/fwknop/fwknopd.conf"
+printf '%s\n' "%include more/inc.conf" "%include_folder more/d" > "$R/etc/fwknop/main.conf"
+printf '%s\n' "SOURCE 192.0.2.2" "KEY correct horse" "HMAC_KEY battery staple" "OPEN_PORTS tcp/22" \
+	"REQUIRE_SOURCE_ADDRESS yes" > "$R/etc/fwknop/more/inc.conf"
+# a file whose name would put a section of its own into the comment that names it: not read
+mkdir -p "$R/etc/fwknop/more/d"
+cp "$R/etc/fwknop/more/inc.conf" "$R/etc/fwknop/more/d/x
+[evil]
+.conf"
+svc start
+expect "import: ACCESS_FILE, %include, %include_folder, a section per SPA port" "$R/var/etc/latchkey.conf" "# Generated from /etc/config/latchkey by /etc/init.d/latchkey; edits here are overwritten.
+# For a hand-written knockd-format file set: option config_file '/etc/latchkey.conf'
+[options]
+
+[ssh]
+	sequence      = 7000:tcp
+	seq_timeout   = 15
+	start_command = /usr/share/latchkey/fw open %IP% tcp 22 30
+	cmd_timeout   = 30
+
+# from /etc/fwknop/more/inc.conf, stanza 1 (line 1)
+[fwknop_1_40001]
+	SPA_Port        = 40001
+	Source          = 192.0.2.2
+	Key             = correct horse
+	HMAC_Key        = battery staple
+	Open_Ports      = tcp/22
+	Require_Source_Address = yes
+	Start_Command   = /usr/share/latchkey/fw open %IP% %PROTO% %PORT% %TIMEOUT%
+
+# from /etc/fwknop/more/inc.conf, stanza 1 (line 1)
+[fwknop_1_40002]
+	SPA_Port        = 40002
+	Source          = 192.0.2.2
+	Key             = correct horse
+	HMAC_Key        = battery staple
+	Open_Ports      = tcp/22
+	Require_Source_Address = yes
+	Start_Command   = /usr/share/latchkey/fw open %IP% %PROTO% %PORT% %TIMEOUT%"
+has "import: PCAP_FILTER's TCP port named as ignored" "$R/tmp/logread" "fwknopd.conf: PCAP_FILTER \(line 1\): TCP ports ignored"
+has "import: %include_folder: a file name with a line break is not read" "$R/tmp/logread" "fwknop import: a file name with a line break is not read"
+if "$BIN" check -c "$R/var/etc/latchkey.conf" > "$W/check.out" 2>&1; then ok "latchkey check accepts it"; else bad "latchkey check (import, two ports)"; cat "$W/check.out"; fi
+
+# nothing left to serve: no instance; a PCAP_FILTER it cannot read imports nothing
+uci_cfg <<'EOF2'
+config latchkey 'main'
+	option enabled '1'
+	option device 'eth0'
+	option import_fwknopd '1'
+EOF2
+rm -f "$R/etc/config/fwknopd"
+echo "PCAP_FILTER udp portrange 40000-40010" > "$R/etc/fwknop/fwknopd.conf"
+svc start
+has "import: an unreadable PCAP_FILTER imports nothing, named" "$R/tmp/logread" "fwknopd.conf: PCAP_FILTER \(line 1\): 'udp portrange 40000-40010' is not understood.*; nothing imported"
+has "import: no door at all: says so" "$R/tmp/logread" "no usable door in /etc/config/latchkey nor in fwknopd's configuration"
+hasnt "import: no door at all: no instance" "$R/tmp/procd.log" "open_instance"
+rm -rf "$R/etc/fwknop"
+
 # --- 7. stop closes every door (fw flush), prerm disables -----------------------------------------
 mkdir -p "$R/var/run/latchkey"; echo "999 30 192.0.2.2 tcp 22" > "$R/var/run/latchkey/grants"
 svc stop

@@ -1,12 +1,22 @@
 # Stand-in for OpenWrt's /lib/functions.sh (test use only): the config_* API that init scripts
 # use, over the UCI file itself. UCI's file syntax (config/option/list lines with shell quoting)
 # is what `uci export` prints and what the real config_load evals, so sourcing the file with
-# these three functions defined reads it the same way for the plain files our tests use.
+# these three functions defined reads it the same way for the plain files our tests use. As the
+# real ones, they call config_cb TYPE NAME / option_cb NAME VALUE / list_cb NAME VALUE (no-ops
+# until a script defines them; reset_cb puts the no-ops back), and config_load ends with a
+# config_cb without arguments, which closes the last section.
 
 CONFIG_SECTIONS=
 CONFIG_SECTION=
 CONFIG_NUM_SECTIONS=0
 CONFIG_LIST_STATE=
+
+reset_cb() {
+	config_cb() { return 0; }
+	option_cb() { return 0; }
+	list_cb() { return 0; }
+}
+reset_cb
 
 config() {
 	local type=$1 name=$2
@@ -15,9 +25,11 @@ config() {
 	CONFIG_SECTIONS="$CONFIG_SECTIONS $name"
 	CONFIG_SECTION=$name
 	eval "CONFIG_${name}_TYPE=\$type"
+	config_cb "$type" "$name"
 }
 option() {
 	eval "CONFIG_${CONFIG_SECTION}_$1=\$2"
+	option_cb "$1" "$2"
 }
 list() {
 	local len
@@ -27,6 +39,7 @@ list() {
 	eval "CONFIG_${CONFIG_SECTION}_$1_ITEM$len=\$2"
 	eval "CONFIG_${CONFIG_SECTION}_$1_LENGTH=$len"
 	eval "CONFIG_${CONFIG_SECTION}_$1=\"\${CONFIG_${CONFIG_SECTION}_$1:+\${CONFIG_${CONFIG_SECTION}_$1} }\$2\""
+	list_cb "$1" "$2"
 }
 
 config_load() {
@@ -36,6 +49,7 @@ config_load() {
 	for s in $CONFIG_LIST_STATE; do unset "CONFIG_${s}" "CONFIG_${s}_LENGTH"; done
 	CONFIG_LIST_STATE= CONFIG_SECTIONS= CONFIG_NUM_SECTIONS=0 CONFIG_SECTION=
 	[ -f "${UCI_CONFIG_DIR:-/etc/config}/$1" ] && . "${UCI_CONFIG_DIR:-/etc/config}/$1"
+	[ -z "$CONFIG_SECTION" ] || config_cb
 	return 0
 }
 
