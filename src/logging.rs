@@ -456,11 +456,8 @@ fn stderr_line(dropped: &mut Dropped, msg: &str) {
         dropped.0 += 1;
         return;
     }
-    // One write(2) per line, as std's unbuffered stderr would do, without its lock.
-    let err = |b: &[u8]| {
-        // SAFETY: writes from a live slice of its own length.
-        unsafe { libc::write(2, b.as_ptr().cast(), b.len()) };
-    };
+    // Room for a whole line was checked: the write completes at once, without std's lock.
+    let err = |s: &str| crate::cli::write_to(2, s);
     if dropped.0 > 0 {
         let mut note = Line::new();
         let _ = writeln!(
@@ -468,7 +465,7 @@ fn stderr_line(dropped: &mut Dropped, msg: &str) {
             "{} log lines could not be written to stderr",
             dropped.0
         );
-        err(note.as_bytes());
+        err(&note);
         dropped.0 = 0;
     }
     let mut line = Line::new();
@@ -477,7 +474,7 @@ fn stderr_line(dropped: &mut Dropped, msg: &str) {
         line.pop();
         let _ = line.push('\n');
     }
-    err(line.as_bytes());
+    err(&line);
 }
 
 /// `[YYYY-MM-DD HH:MM] `, as knockd writes it: local time, or UTC without the `local-time`

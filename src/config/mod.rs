@@ -118,9 +118,16 @@ impl fmt::Display for TcpFlags {
     }
 }
 
-/// What a start command that opens through the OpenWrt package's firewall helper contains
-/// (`/usr/share/latchkey/fw open IP PROTO PORT SECONDS`): see [`Door::refreshes`].
-pub const FW_OPEN: &str = "/usr/share/latchkey/fw open ";
+/// The OpenWrt package's firewall helper (fw4 set elements with their own timeout, or
+/// iptables + ipset on fw3): UCI doors and the SPA firewall action open through it.
+pub const OPENWRT_FW: &str = "/usr/share/latchkey/fw";
+
+/// Whether `cmd` opens through [`OPENWRT_FW`] (`.../fw open IP PROTO PORT SECONDS`): what it
+/// opens has a timeout in the kernel, see [`Door::refreshes`].
+fn calls_fw_open(cmd: &str) -> bool {
+    cmd.match_indices(OPENWRT_FW)
+        .any(|(i, _)| cmd[i + OPENWRT_FW.len()..].starts_with(" open "))
+}
 
 /// A command as given in the config: absent (fall back, for the `_6` variants), or text that
 /// may be empty (empty disables).
@@ -180,7 +187,7 @@ impl Door {
     /// packet's own timeout), or `self` may have none (a grant taken over from the state
     /// file): such a grant is extended by running `other`'s.
     pub fn same_grant(&self, other: &Door) -> bool {
-        let fw = |c: &Command| c.as_deref().is_some_and(|c| c.contains(FW_OPEN));
+        let fw = |c: &Command| c.as_deref().is_some_and(calls_fw_open);
         let same = |a: &Command, b: &Command| a == b || fw(b) && (a.is_none() || fw(a));
         self.name == other.name
             && same(&self.start, &other.start)
@@ -190,10 +197,10 @@ impl Door {
     }
 
     /// Whether the start command for `ip` calls the OpenWrt package's firewall helper
-    /// ([`FW_OPEN`], as UCI doors and the SPA firewall action do): what it opens has a timeout
+    /// (its `open`, as UCI doors and the SPA firewall action do): what it opens has a timeout
     /// in the kernel, and running it again (it is idempotent) renews that timeout.
     pub fn refreshes(&self, ip: IpAddr) -> bool {
-        self.start_for(ip).is_some_and(|c| c.contains(FW_OPEN))
+        self.start_for(ip).is_some_and(calls_fw_open)
     }
 
     /// Whether a knock attempt on `self` may carry on on `other` after a reload: the same

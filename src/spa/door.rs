@@ -227,9 +227,7 @@ pub fn expand(cmd: &str, style: Style, v: &Vars) -> String {
     }
 }
 
-/// The OpenWrt package's firewall helper (fw4 set elements with their own timeout, or
-/// iptables + ipset on fw3); used when it is installed.
-pub const OPENWRT_FW: &str = "/usr/share/latchkey/fw";
+pub use crate::config::OPENWRT_FW;
 
 /// latchkey's nftables backend, for hosts with `nft` but no iptables: a POSIX sh script run
 /// after `set -- open IP PROTO PORT SECONDS` or `set -- close IP PROTO PORT`. One line, as

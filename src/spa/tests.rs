@@ -538,7 +538,7 @@ fn the_firewall_action_tries_the_openwrt_helper_then_iptables_then_nft() {
             ],
         );
         // Run again when the grant is extended, to renew the kernel's timeout.
-        assert!(open.contains(crate::config::FW_OPEN));
+        assert!(open.contains(&format!("{} open ", crate::config::OPENWRT_FW)));
         assert!(open.ends_with(NFT) && close.ends_with(NFT));
         // One line, no tab: the state file keeps a close command on one line.
         assert!(!open.contains(['\n', '\t']) && !close.contains(['\n', '\t']));
